@@ -1,0 +1,120 @@
+"""
+### JIT audit: daily point-in-time export to JSON Lines
+
+Method 3 of the audit-export runbook, automated. For each logical date:
+
+1. **plan**: read the `jit_audit_*` Variables and fix this run's export time (the end of the data
+   interval) and snapshot date.
+2. **wait_for_restorable_time**: point-in-time recovery must be ENABLED and the export time inside
+   its window. Too old fails at once, without retries; too new waits (on the triggerer).
+3. **start_export**: `ExportTableToPointInTime` with a deterministic ClientToken; a retry or re-run
+   reuses the export it already started.
+4. **wait_for_export**: deferrable sensor on `DescribeExport`; FAILED fails with DynamoDB's reason.
+5. **list_data_files** / **flatten_data_file**: one mapped task per export data file, each checked
+   against `manifest-files.json` (MD5 and item count) and flattened exactly to gzipped JSON Lines.
+6. **publish_snapshot**: only if DescribeExport = manifest = lines written, publish
+   `<prefix>/jsonl/table=<table>/snapshot_date=<date>/part-*.jsonl.gz`, `_manifest.json`, `_SUCCESS`.
+7. **check_retention**: PITR period and the S3 lifecycle rule covering the export prefix.
+
+Re-running a date replaces its snapshot with byte-identical parts. See the README for every Variable.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset, dag, task
+
+from jit_audit_airflow.operators.dynamodb import DynamoDBPointInTimeExportOperator
+from jit_audit_airflow.sensors.dynamodb import DynamoDBExportSensor, DynamoDBPointInTimeWindowSensor
+
+JSONL_SNAPSHOT = Asset(name="jit_audit_jsonl_snapshot", uri="x-jit-audit://jit_audit/jsonl_snapshot")
+
+
+@dag(
+    dag_id="jit_audit_export",
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=4,
+    doc_md=__doc__,
+    tags=["jit-audit", "export", "compliance"],
+    default_args={
+        "owner": "platform-security",
+        "retries": 3,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+    },
+)
+def jit_audit_export():
+    @task(multiple_outputs=True)
+    def plan(**context):
+        from jit_audit_airflow.settings import plan_snapshot
+
+        return plan_snapshot(context)
+
+    run_plan = plan()
+
+    wait_for_restorable_time = DynamoDBPointInTimeWindowSensor(
+        task_id="wait_for_restorable_time",
+        table_name=run_plan["table"],
+        export_time=run_plan["export_time"],
+        aws_conn_id=run_plan["aws_conn_id"],
+        timeout=6 * 3600,
+    )
+
+    start_export = DynamoDBPointInTimeExportOperator(
+        task_id="start_export",
+        table_name=run_plan["table"],
+        export_time=run_plan["export_time"],
+        s3_bucket=run_plan["bucket"],
+        s3_prefix=run_plan["raw_prefix"],
+        s3_bucket_owner=run_plan["bucket_owner"],
+        kms_key_id=run_plan["kms_key_id"],
+        aws_conn_id=run_plan["aws_conn_id"],
+    )
+
+    wait_for_export = DynamoDBExportSensor(
+        task_id="wait_for_export",
+        export_arn=start_export.output,
+        export_timeout=run_plan["export_timeout_seconds"],
+        aws_conn_id=run_plan["aws_conn_id"],
+    )
+
+    @task
+    def list_data_files(plan: dict, export_arn: str):
+        from jit_audit_airflow.export_tasks import list_data_files as body
+
+        return body(plan, export_arn)
+
+    @task(map_index_template="{{ data_file_name }}")
+    def flatten_data_file(plan: dict, data_file: dict, **context):
+        from jit_audit_airflow.export_tasks import flatten_data_file as body
+
+        context["data_file_name"] = data_file["key"].rsplit("/", 1)[-1]
+        return body(plan, data_file)
+
+    @task(outlets=[JSONL_SNAPSHOT], trigger_rule="none_failed")
+    def publish_snapshot(plan: dict, export_arn: str, parts: list, **context):
+        from jit_audit_airflow.export_tasks import publish_snapshot as body
+
+        published = body(plan, export_arn, list(parts or []))
+        context["outlet_events"][JSONL_SNAPSHOT].extra = published
+        return published
+
+    @task
+    def check_retention(plan: dict):
+        from jit_audit_airflow.export_tasks import check_retention as body
+
+        return body(plan)
+
+    data_files = list_data_files(run_plan, start_export.output)
+    parts = flatten_data_file.partial(plan=run_plan).expand(data_file=data_files)
+    published = publish_snapshot(run_plan, start_export.output, parts)
+
+    run_plan >> wait_for_restorable_time >> start_export >> wait_for_export >> data_files
+    published >> check_retention(run_plan)
+
+
+jit_audit_export()

@@ -1,0 +1,177 @@
+"""Point-in-time exports: the recovery window, and starting an export exactly once.
+
+Every function takes a boto3 DynamoDB *client* (from a provider hook in Airflow, from a session on
+the command line), so the rules here are the same wherever they run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from jit_audit.layout import client_token
+
+#: Statuses of an export that a re-run can reuse (a FAILED export is never reused).
+REUSABLE_STATUSES = ("IN_PROGRESS", "COMPLETED")
+
+
+class PointInTimeRecoveryDisabled(RuntimeError):
+    """The table has no point-in-time recovery, so it cannot be exported to a point in time."""
+
+
+class ExportTimeTooOld(RuntimeError):
+    """The export time is older than the table's recovery window: no retry can fix that."""
+
+
+class ExportFailed(RuntimeError):
+    """DynamoDB reports the export as FAILED."""
+
+
+@dataclass(frozen=True)
+class RecoveryWindow:
+    """What DescribeContinuousBackups says about point-in-time recovery."""
+
+    enabled: bool
+    earliest: datetime | None
+    latest: datetime | None
+    recovery_period_days: int | None
+
+    def verdict(self, export_time: datetime) -> str:
+        """``"ready"`` if the table can be exported at ``export_time``, ``"wait"`` if not yet.
+
+        Raises when no amount of waiting can help.
+        """
+        if not self.enabled:
+            raise PointInTimeRecoveryDisabled(
+                "Point-in-time recovery is not ENABLED on the table; enable it "
+                "(aws dynamodb update-continuous-backups ... PointInTimeRecoveryEnabled=true). "
+                "Exports can only cover times after it was enabled."
+            )
+        if self.earliest is not None and export_time < self.earliest:
+            raise ExportTimeTooOld(
+                f"Export time {export_time.isoformat()} is older than the point-in-time recovery window: "
+                f"the earliest restorable time is {self.earliest.isoformat()}. "
+                "This date can no longer be exported from DynamoDB."
+            )
+        if self.latest is None or export_time > self.latest:
+            return "wait"
+        return "ready"
+
+
+def recovery_window(client: Any, table_name: str) -> RecoveryWindow:
+    description = client.describe_continuous_backups(TableName=table_name)["ContinuousBackupsDescription"]
+    pitr = description.get("PointInTimeRecoveryDescription", {})
+    return RecoveryWindow(
+        enabled=pitr.get("PointInTimeRecoveryStatus") == "ENABLED",
+        earliest=_utc(pitr.get("EarliestRestorableDateTime")),
+        latest=_utc(pitr.get("LatestRestorableDateTime")),
+        recovery_period_days=pitr.get("RecoveryPeriodInDays"),
+    )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def table_arn(client: Any, table_name: str) -> str:
+    return client.describe_table(TableName=table_name)["Table"]["TableArn"]
+
+
+def describe_export(client: Any, export_arn: str) -> dict[str, Any]:
+    return client.describe_export(ExportArn=export_arn)["ExportDescription"]
+
+
+def _same_snapshot(description: dict[str, Any], bucket: str, s3_prefix: str, export_time: datetime) -> bool:
+    return (
+        description.get("S3Bucket") == bucket
+        and (description.get("S3Prefix") or "") == s3_prefix
+        and _utc(description.get("ExportTime")) == export_time
+        and description.get("ExportType", "FULL_EXPORT") == "FULL_EXPORT"
+    )
+
+
+def matching_exports(
+    client: Any, table_arn_: str, bucket: str, s3_prefix: str, export_time: datetime
+) -> list[dict[str, Any]]:
+    """Every export of this table to this bucket, prefix and time, whatever its status."""
+    found = []
+    kwargs: dict[str, Any] = {"TableArn": table_arn_, "MaxResults": 25}
+    while True:
+        page = client.list_exports(**kwargs)
+        for summary in page.get("ExportSummaries", []):
+            description = describe_export(client, summary["ExportArn"])
+            if _same_snapshot(description, bucket, s3_prefix, export_time):
+                found.append(description)
+        token = page.get("NextToken")
+        if not token:
+            return found
+        kwargs["NextToken"] = token
+
+
+@dataclass(frozen=True)
+class ExportStart:
+    export_arn: str
+    reused: bool
+    status: str
+
+
+def find_or_start_export(
+    client: Any,
+    *,
+    table_name: str,
+    export_time: datetime,
+    bucket: str,
+    s3_prefix: str,
+    bucket_owner: str | None = None,
+    kms_key_id: str | None = None,
+) -> ExportStart:
+    """Return the export of this snapshot, starting it only if none is running or done.
+
+    A retry or a re-run finds the earlier export through ListExports; the ClientToken covers the
+    race of two attempts starting at once (DynamoDB answers both with the same export).
+    """
+    arn = table_arn(client, table_name)
+    existing = matching_exports(client, arn, bucket, s3_prefix, export_time)
+    for description in existing:
+        if description["ExportStatus"] in REUSABLE_STATUSES:
+            return ExportStart(description["ExportArn"], reused=True, status=description["ExportStatus"])
+    failed = sum(1 for description in existing if description["ExportStatus"] == "FAILED")
+    request: dict[str, Any] = {
+        "TableArn": arn,
+        "ExportTime": export_time,
+        "ClientToken": client_token(
+            table_arn=arn, export_time=export_time, bucket=bucket, s3_prefix=s3_prefix, attempt=failed
+        ),
+        "S3Bucket": bucket,
+        "S3Prefix": s3_prefix,
+        "ExportFormat": "DYNAMODB_JSON",
+        "ExportType": "FULL_EXPORT",
+    }
+    if bucket_owner:
+        request["S3BucketOwner"] = bucket_owner
+    if kms_key_id:
+        request["S3SseAlgorithm"] = "KMS"
+        request["S3SseKmsKeyId"] = kms_key_id
+    description = client.export_table_to_point_in_time(**request)["ExportDescription"]
+    return ExportStart(description["ExportArn"], reused=False, status=description["ExportStatus"])
+
+
+def export_id(export_arn: str) -> str:
+    """The last part of ``arn:aws:dynamodb:<region>:<account>:table/<table>/export/<id>``."""
+    return export_arn.rsplit("/", 1)[-1]
+
+
+def completion_state(description: dict[str, Any]) -> str:
+    """``"COMPLETED"`` or ``"IN_PROGRESS"``; a FAILED export raises with DynamoDB's own reason."""
+    status = description["ExportStatus"]
+    if status == "FAILED":
+        raise ExportFailed(
+            f"Export {description['ExportArn']} FAILED: "
+            f"{description.get('FailureCode', 'no FailureCode')}: {description.get('FailureMessage', 'no FailureMessage')}"
+        )
+    return status

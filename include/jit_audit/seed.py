@@ -1,0 +1,183 @@
+"""Create the ``jit_audit`` table as the runbook describes it, and fill it with realistic events.
+
+For local runs and tests (against the emulator), and for rehearsals in a sandbox account. Each
+request follows a real lifecycle: REQUESTED, then APPROVED or DENIED; an approval is GRANTED (or
+ends in ERROR), and a grant ends REVOKED or EXPIRED. Events carry a nested ``details`` map.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+ACCOUNTS = ("123456789012", "210987654321", "345678901234", "456789012345", "567890123456")
+CHANNELS = ("q8k3fh5wrtbyxj1o9zmd7ecn4a", "7tq1zr3ijpfh8x6kwbn5y2mdoc", "3m9xcy1b8ahkqt5fzw2ne7rpud", "g4u6s1kd9ozbqp7t3yxjw5hram")
+REQUESTERS = ("alice@example.com", "bob@example.com", "carol@example.com", "dan@example.com", "erin@example.com")
+APPROVERS = ("secops-lead@example.com", "platform-oncall@example.com")
+ROLES = ("ReadOnlyAccess", "PowerUserAccess", "AdministratorAccess", "BillingReadOnly")
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    table: str
+    requests: int
+    events: int
+    by_type: dict[str, int]
+
+
+def create_table(client: Any, table: str) -> None:
+    """Create the table with the runbook's keys and both GSIs, and enable point-in-time recovery."""
+    attribute_definitions = [
+        {"AttributeName": "request_id", "AttributeType": "S"},
+        {"AttributeName": "event_time_event_id", "AttributeType": "S"},
+        {"AttributeName": "account_id", "AttributeType": "S"},
+        {"AttributeName": "channel_id", "AttributeType": "S"},
+    ]
+
+    def gsi(name: str, partition_key: str) -> dict[str, Any]:
+        return {
+            "IndexName": name,
+            "KeySchema": [
+                {"AttributeName": partition_key, "KeyType": "HASH"},
+                {"AttributeName": "event_time_event_id", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+
+    client.create_table(
+        TableName=table,
+        AttributeDefinitions=attribute_definitions,
+        KeySchema=[
+            {"AttributeName": "request_id", "KeyType": "HASH"},
+            {"AttributeName": "event_time_event_id", "KeyType": "RANGE"},
+        ],
+        GlobalSecondaryIndexes=[gsi("gsi_account_event", "account_id"), gsi("gsi_channel_event", "channel_id")],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.get_waiter("table_exists").wait(TableName=table)
+    client.update_continuous_backups(
+        TableName=table,
+        PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True, "RecoveryPeriodInDays": 35},
+    )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def lifecycle_events(rng: random.Random, start: datetime) -> list[dict[str, Any]]:
+    """The events of one request, oldest first, as DynamoDB items (numbers as Decimal)."""
+    request_id = f"req-{uuid.UUID(int=rng.getrandbits(128)).hex[:20]}"
+    account = rng.choice(ACCOUNTS)
+    channel = rng.choice(CHANNELS)
+    requester = rng.choice(REQUESTERS)
+    role = rng.choice(ROLES)
+    duration = rng.choice((15, 30, 60, 120, 240))
+    ticket = f"SEC-{rng.randint(1000, 9999)}"
+    events: list[dict[str, Any]] = []
+
+    def add(event_type: str, moment: datetime, actor: str, extra: dict[str, Any]) -> None:
+        event_id = uuid.UUID(int=rng.getrandbits(128)).hex
+        details: dict[str, Any] = {"role": role, "ticket": ticket, **extra}
+        events.append(
+            {
+                "request_id": request_id,
+                "event_time_event_id": f"{_iso(moment)}#{event_id}",
+                "event_type": event_type,
+                "account_id": account,
+                "channel_id": channel,
+                "actor_mm_user_id": uuid.UUID(int=rng.getrandbits(128)).hex[:26],
+                "actor_email": actor,
+                "details": details,
+            }
+        )
+
+    add(
+        "REQUESTED",
+        start,
+        requester,
+        {
+            "reason": rng.choice(("incident INC-42 triage", "deploy hotfix", "cost review", "rotate keys")),
+            "duration_minutes": Decimal(duration),
+            "client": {"source_ip": f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+                       "mfa": rng.random() < 0.9, "user_agent": "mattermost-plugin/2.4.1"},
+            "tags": ["jit", account],
+        },
+    )
+    decided = start + timedelta(minutes=rng.randint(1, 30), seconds=rng.randint(0, 59))
+    approver = rng.choice(APPROVERS)
+    if rng.random() < 0.15:
+        add("DENIED", decided, approver, {"reason": "insufficient justification", "policy": {"name": "jit-default", "version": Decimal("3")}})
+        return events
+    add("APPROVED", decided, approver, {"approvals_required": Decimal(1), "comment": None})
+    granted = decided + timedelta(seconds=rng.randint(2, 9), milliseconds=rng.randint(0, 999))
+    if rng.random() < 0.05:
+        add("ERROR", granted, "system", {"error": {"code": "AccessDenied", "message": "sts:AssumeRole denied", "retryable": False}})
+        return events
+    add("GRANTED", granted, "system", {"session": {"expires_in_seconds": Decimal(duration * 60), "session_name": f"jit-{requester.split('@')[0]}"}})
+    if rng.random() < 0.3:
+        revoked = granted + timedelta(minutes=rng.randint(1, max(duration - 1, 1)))
+        add("REVOKED", revoked, rng.choice(APPROVERS), {"reason": "work complete", "early_by_seconds": Decimal(rng.randint(60, 3600))})
+    else:
+        add("EXPIRED", granted + timedelta(minutes=duration), "system", {"elapsed_minutes": Decimal(duration)})
+    return events
+
+
+def generate(requests: int, *, seed: int, end: datetime, days: float) -> list[dict[str, Any]]:
+    """All events of ``requests`` requests started within ``days`` before ``end``."""
+    rng = random.Random(seed)
+    items = []
+    for _ in range(requests):
+        start = end - timedelta(seconds=rng.uniform(6 * 3600, days * 86400))
+        items.extend(lifecycle_events(rng, start.replace(microsecond=rng.randint(0, 999) * 1000)))
+    return items
+
+
+def seed(
+    dynamodb_resource: Any,
+    table: str,
+    *,
+    requests: int = 200,
+    seed_value: int = 7,
+    end: datetime | None = None,
+    days: float = 7,
+    create: bool = True,
+) -> SeedResult:
+    """Create (optionally) and fill ``table``; returns what was written."""
+    client = dynamodb_resource.meta.client
+    if create:
+        create_table(client, table)
+    items = generate(requests, seed=seed_value, end=end or datetime.now(UTC), days=days)
+    with dynamodb_resource.Table(table).batch_writer() as batch:
+        for item in items:
+            batch.put_item(Item=item)
+    by_type: dict[str, int] = {}
+    for item in items:
+        by_type[item["event_type"]] = by_type.get(item["event_type"], 0) + 1
+    return SeedResult(table=table, requests=requests, events=len(items), by_type=dict(sorted(by_type.items())))
+
+
+def ensure_bucket(s3_client: Any, bucket: str, *, prefix: str, retention_days: int | None) -> None:
+    """Create the export bucket if needed, with a lifecycle rule on ``prefix`` (local use)."""
+    existing = {entry["Name"] for entry in s3_client.list_buckets().get("Buckets", [])}
+    if bucket not in existing:
+        s3_client.create_bucket(Bucket=bucket)
+    if retention_days:
+        clean = prefix.strip("/")
+        s3_client.put_bucket_lifecycle_configuration(
+            Bucket=bucket,
+            LifecycleConfiguration={
+                "Rules": [
+                    {
+                        "ID": "jit-audit-export-retention",
+                        "Status": "Enabled",
+                        "Filter": {"Prefix": f"{clean}/" if clean else ""},
+                        "Expiration": {"Days": retention_days},
+                    }
+                ]
+            },
+        )

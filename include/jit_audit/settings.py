@@ -1,0 +1,119 @@
+"""The export's settings: names, defaults, documentation and validation in one place.
+
+Airflow reads them from Variables at run time (never at parse time); the CLI and tests pass a plain
+mapping. A bad value is refused here, before any AWS call, with the Variable's name in the message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# Bucket names: 3-63 chars of lowercase letters, digits, dots and hyphens (AWS's rules).
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
+# Table names: 3-255 chars of letters, digits, '_', '-', '.'.
+_TABLE = re.compile(r"[A-Za-z0-9_.-]{3,255}\Z")
+_PREFIX_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One Airflow Variable the export reads."""
+
+    variable: str
+    default: str
+    description: str
+
+
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec("jit_audit_table", "jit_audit", "DynamoDB table to export."),
+    SettingSpec("jit_audit_export_bucket", "jit-audit-exports", "S3 bucket that receives exports and JSON Lines."),
+    SettingSpec("jit_audit_export_prefix", "exports", "Key prefix inside the bucket (no leading slash needed)."),
+    SettingSpec("jit_audit_aws_conn_id", "aws_default", "Airflow connection used for DynamoDB and S3."),
+    SettingSpec("jit_audit_export_kms_key_id", "", "KMS key id/ARN: when set, exports are written with SSE-KMS."),
+    SettingSpec("jit_audit_export_bucket_owner", "", "Account id owning the bucket, when it is another account."),
+    SettingSpec("jit_audit_export_timeout_minutes", "360", "How long to wait for DynamoDB to finish an export."),
+    SettingSpec("jit_audit_retention_min_days", "365", "S3 lifecycle must keep exports at least this many days."),
+    SettingSpec("jit_audit_retention_max_days", "", "If set, S3 lifecycle must expire exports within this many days."),
+    SettingSpec("jit_audit_pitr_min_recovery_days", "35", "Minimum point-in-time recovery period of the table."),
+)
+
+
+class SettingsError(ValueError):
+    """A setting has a value the export cannot use."""
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    table: str
+    bucket: str
+    prefix: str
+    aws_conn_id: str
+    kms_key_id: str | None
+    bucket_owner: str | None
+    export_timeout_minutes: int
+    retention_min_days: int
+    retention_max_days: int | None
+    pitr_min_recovery_days: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _int(name: str, text: str, low: int, high: int) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise SettingsError(f"Variable {name} must be a whole number, got {text!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"Variable {name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def load_settings(lookup: Callable[[str], str | None]) -> ExportSettings:
+    """Build validated settings from ``lookup(variable_name)`` (None or missing: the default)."""
+    raw = {}
+    for spec in SETTINGS:
+        value = lookup(spec.variable)
+        raw[spec.variable] = spec.default if value is None else str(value)
+
+    table = raw["jit_audit_table"].strip()
+    if not _TABLE.match(table):
+        raise SettingsError(f"Variable jit_audit_table: {table!r} is not a valid DynamoDB table name")
+    bucket = raw["jit_audit_export_bucket"].strip()
+    if not _BUCKET.match(bucket):
+        raise SettingsError(f"Variable jit_audit_export_bucket: {bucket!r} is not a valid S3 bucket name")
+    prefix = raw["jit_audit_export_prefix"].strip().strip("/")
+    if _PREFIX_FORBIDDEN.search(prefix) or len(prefix) > 512:
+        raise SettingsError("Variable jit_audit_export_prefix has control characters or is too long")
+    conn_id = raw["jit_audit_aws_conn_id"].strip()
+    if not conn_id:
+        raise SettingsError("Variable jit_audit_aws_conn_id must not be empty")
+    owner = raw["jit_audit_export_bucket_owner"].strip() or None
+    if owner is not None and not re.fullmatch(r"[0-9]{12}", owner):
+        raise SettingsError(f"Variable jit_audit_export_bucket_owner must be a 12-digit account id, got {owner!r}")
+    min_days = _int("jit_audit_retention_min_days", raw["jit_audit_retention_min_days"], 1, 36500)
+    max_text = raw["jit_audit_retention_max_days"].strip()
+    max_days = _int("jit_audit_retention_max_days", max_text, 1, 36500) if max_text else None
+    if max_days is not None and max_days < min_days:
+        raise SettingsError(
+            f"Variable jit_audit_retention_max_days ({max_days}) is below jit_audit_retention_min_days ({min_days})"
+        )
+    return ExportSettings(
+        table=table,
+        bucket=bucket,
+        prefix=prefix,
+        aws_conn_id=conn_id,
+        kms_key_id=raw["jit_audit_export_kms_key_id"].strip() or None,
+        bucket_owner=owner,
+        export_timeout_minutes=_int(
+            "jit_audit_export_timeout_minutes", raw["jit_audit_export_timeout_minutes"], 1, 7 * 24 * 60
+        ),
+        retention_min_days=min_days,
+        retention_max_days=max_days,
+        pitr_min_recovery_days=_int(
+            "jit_audit_pitr_min_recovery_days", raw["jit_audit_pitr_min_recovery_days"], 1, 35
+        ),
+    )

@@ -1,0 +1,121 @@
+"""The bodies of the export DAG's Python tasks: Airflow hooks in, the plain-Python core does the work.
+
+Each function takes the run's plan (see ``settings.plan_snapshot``) and returns only small,
+JSON-serialisable values for XCom.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.dynamodb import DynamoDBHook
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.sdk.exceptions import AirflowFailException
+
+from jit_audit import retention, snapshot
+from jit_audit.exports import describe_export, recovery_window
+from jit_audit.flatten import FlattenError
+from jit_audit.layout import SnapshotLayout
+from jit_audit.manifest import DataFile, ManifestError
+
+log = logging.getLogger(__name__)
+
+
+def _completed_export(plan: dict[str, Any], export_arn: str) -> dict[str, Any]:
+    description = describe_export(DynamoDBHook(aws_conn_id=plan["aws_conn_id"]).client, export_arn)
+    if description["ExportStatus"] != "COMPLETED" or not description.get("ExportManifest"):
+        raise AirflowFailException(f"Export {export_arn} is {description['ExportStatus']}, not COMPLETED")
+    return description
+
+
+def _manifests(plan: dict[str, Any], export_arn: str) -> tuple[Any, list[DataFile], int]:
+    description = _completed_export(plan, export_arn)
+    s3 = S3Hook(aws_conn_id=plan["aws_conn_id"]).get_conn()
+    try:
+        summary, files = snapshot.read_manifests(
+            s3, description["S3Bucket"], description["ExportManifest"], description.get("ItemCount")
+        )
+    except ManifestError as error:
+        raise AirflowFailException(f"Export {export_arn}: {error}") from error
+    return summary, files, int(description.get("ItemCount", summary.item_count))
+
+
+def list_data_files(plan: dict[str, Any], export_arn: str) -> list[dict[str, Any]]:
+    """The export's data files from its manifests, once the manifests agree with DescribeExport."""
+    summary, files, item_count = _manifests(plan, export_arn)
+    log.info("Export %s: %d items in %d data files (manifest %s)", export_arn, item_count, len(files),
+             summary.manifest_files_key)
+    return [data_file.to_dict() for data_file in files]
+
+
+def flatten_data_file(plan: dict[str, Any], data_file: dict[str, Any]) -> dict[str, Any]:
+    """Flatten one data file into its staged part; a bad byte or count fails without retries."""
+    layout = SnapshotLayout.from_dict(plan["layout"])
+    source = DataFile.from_dict(data_file)
+    s3 = S3Hook(aws_conn_id=plan["aws_conn_id"]).get_conn()
+    try:
+        part = snapshot.flatten_data_file(
+            s3, layout, source, upload_extra_args=plan["upload_extra_args"],
+            progress=lambda count: log.info("%s: %d items flattened", source.key, count),
+        )
+    except (FlattenError, snapshot.IntegrityError) as error:
+        raise AirflowFailException(str(error)) from error
+    log.info("Data file %d (%s): %d items in, %d lines out, staged at %s (sha256 %s)",
+             source.index, source.key, source.item_count, part.lines, part.staging_key, part.sha256)
+    return part.to_dict()
+
+
+def publish_snapshot(plan: dict[str, Any], export_arn: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Reconcile every count, then publish; returns the snapshot manifest's headline figures."""
+    summary, files, item_count = _manifests(plan, export_arn)
+    layout = SnapshotLayout.from_dict(plan["layout"])
+    s3 = S3Hook(aws_conn_id=plan["aws_conn_id"]).get_conn()
+    try:
+        manifest = snapshot.publish(
+            s3, layout, summary, files, [snapshot.PartResult.from_dict(part) for part in parts or []], item_count,
+            upload_extra_args=plan["upload_extra_args"],
+        )
+    except snapshot.CountMismatch as error:
+        raise AirflowFailException(str(error)) from error
+    counts = manifest["counts"]
+    log.info(
+        "Published s3://%s/%s: DescribeExport %d = manifest %d = lines %d, %d parts",
+        layout.bucket, layout.published_prefix, counts["describe_export_item_count"],
+        counts["manifest_item_count"], counts["lines_written"], len(manifest["parts"]),
+    )
+    return {
+        "uri": f"s3://{layout.bucket}/{layout.published_prefix}",
+        "snapshot_date": manifest["snapshot_date"],
+        "export_arn": manifest["export_arn"],
+        "export_time": manifest["export_time"],
+        "counts": counts,
+        "parts": [part["key"] for part in manifest["parts"]],
+        "manifest_key": layout.manifest_key,
+        "success_key": layout.success_key,
+    }
+
+
+def check_retention(plan: dict[str, Any]) -> dict[str, Any]:
+    """Fail with a to-do list if PITR or the bucket's lifecycle break the retention rules."""
+    dynamodb = DynamoDBHook(aws_conn_id=plan["aws_conn_id"]).client
+    s3 = S3Hook(aws_conn_id=plan["aws_conn_id"]).get_conn()
+    report = retention.evaluate(
+        recovery_window(dynamodb, plan["table"]),
+        retention.lifecycle_rules(s3, plan["bucket"]),
+        bucket=plan["bucket"],
+        export_prefix=plan["prefix"],
+        min_days=plan["retention_min_days"],
+        max_days=plan["retention_max_days"],
+        pitr_min_recovery_days=plan["pitr_min_recovery_days"],
+    )
+    log.info("Retention check:\n%s", report.summary())
+    if not report.ok:
+        raise AirflowFailException(
+            "Retention rules are violated:\n" + "\n".join(f"- {finding}" for finding in report.findings)
+        )
+    return {
+        "pitr_recovery_period_days": report.pitr_recovery_period_days,
+        "covering_rules": report.covering_rules,
+        "effective_expiration_days": report.effective_expiration_days,
+    }

@@ -1,0 +1,60 @@
+"""Run-time settings: Airflow Variables read inside tasks, never at DAG parse time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from jit_audit.layout import SnapshotLayout
+from jit_audit.settings import ExportSettings, load_settings
+
+
+def read_settings() -> ExportSettings:
+    """Read every ``jit_audit_*`` Variable (missing ones take their documented default)."""
+    from airflow.sdk import Variable
+
+    return load_settings(lambda name: Variable.get(name, default=None))
+
+
+def snapshot_moment(context: Any) -> tuple[datetime, Any]:
+    """The export time and snapshot date of this run.
+
+    A scheduled or backfill run exports the end of its data interval and is named after its
+    logical date. A run without a logical date (triggered manually with none) exports the moment it
+    was triggered and is named after that day.
+    """
+    logical_date = context.get("logical_date")
+    interval_end = context.get("data_interval_end")
+    if logical_date is not None and interval_end is not None:
+        return interval_end.astimezone(UTC), logical_date.astimezone(UTC).date()
+    run_after = context["dag_run"].run_after.astimezone(UTC).replace(microsecond=0)
+    return run_after, run_after.date()
+
+
+def plan_snapshot(context: Any) -> dict[str, Any]:
+    """Everything the export's tasks need, resolved once per run and shared through XCom."""
+    settings = read_settings()
+    export_time, snapshot_date = snapshot_moment(context)
+    layout = SnapshotLayout(
+        bucket=settings.bucket,
+        prefix=settings.prefix,
+        table=settings.table,
+        snapshot_date=snapshot_date,
+        export_time=export_time,
+    )
+    return {
+        **settings.to_dict(),
+        "layout": layout.to_dict(),
+        "export_time": layout.to_dict()["export_time"],
+        "raw_prefix": layout.raw_prefix,
+        "published_prefix": layout.published_prefix,
+        "export_timeout_seconds": settings.export_timeout_minutes * 60,
+        "upload_extra_args": upload_extra_args(settings),
+    }
+
+
+def upload_extra_args(settings: ExportSettings) -> dict[str, str]:
+    """S3 arguments for every object we write: SSE-KMS when a key is configured."""
+    if settings.kms_key_id:
+        return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": settings.kms_key_id}
+    return {}

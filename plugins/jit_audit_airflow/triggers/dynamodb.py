@@ -1,0 +1,74 @@
+"""Trigger that waits for a DynamoDB export on the triggerer, holding no worker slot."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+
+class DynamoDBExportTrigger(BaseTrigger):
+    """Poll DescribeExport until the export leaves IN_PROGRESS.
+
+    Fires one event: ``{"status": "COMPLETED" | "FAILED" | "error", "export_arn": ..., ...}``; the
+    sensor decides what each means, so the trigger stays a plain observer.
+
+    :param export_arn: the export to watch
+    :param poll_interval: seconds between DescribeExport calls
+    :param aws_conn_id: Airflow connection for AWS
+    :param region_name: AWS region, if not the connection's
+    """
+
+    def __init__(
+        self,
+        *,
+        export_arn: str,
+        poll_interval: float = 30,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.export_arn = export_arn
+        self.poll_interval = poll_interval
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{self.__class__.__module__}.{self.__class__.__qualname__}",
+            {
+                "export_arn": self.export_arn,
+                "poll_interval": self.poll_interval,
+                "aws_conn_id": self.aws_conn_id,
+                "region_name": self.region_name,
+            },
+        )
+
+    def hook(self) -> AwsBaseHook:
+        return AwsBaseHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, client_type="dynamodb")
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        try:
+            async with await self.hook().get_async_conn() as client:
+                while True:
+                    response = await client.describe_export(ExportArn=self.export_arn)
+                    description = response["ExportDescription"]
+                    status = description["ExportStatus"]
+                    if status != "IN_PROGRESS":
+                        yield TriggerEvent(
+                            {
+                                "status": status,
+                                "export_arn": self.export_arn,
+                                "item_count": description.get("ItemCount"),
+                                "failure_code": description.get("FailureCode"),
+                                "failure_message": description.get("FailureMessage"),
+                            }
+                        )
+                        return
+                    self.log.info("Export %s is still IN_PROGRESS; next check in %ss", self.export_arn, self.poll_interval)
+                    await asyncio.sleep(self.poll_interval)
+        except Exception as error:  # noqa: BLE001 - reported to the sensor, which fails the task
+            yield TriggerEvent({"status": "error", "export_arn": self.export_arn, "message": str(error)})
