@@ -24,8 +24,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, dag, task
-
+from airflow.sdk import Asset, conf, dag, task
 from jit_audit_airflow.operators.dynamodb import DynamoDBPointInTimeExportOperator
 from jit_audit_airflow.sensors.dynamodb import DynamoDBExportSensor, DynamoDBPointInTimeWindowSensor
 
@@ -42,8 +41,9 @@ JSONL_SNAPSHOT = Asset(name="jit_audit_jsonl_snapshot", uri="x-jit-audit://jit_a
     tags=["jit-audit", "export", "compliance"],
     default_args={
         "owner": "platform-security",
-        "retries": 3,
-        "retry_delay": timedelta(minutes=2),
+        # Airflow config, not a Variable: read where the DAG is parsed, e.g. AIRFLOW__JIT_AUDIT__TASK_RETRIES=0.
+        "retries": conf.getint("jit_audit", "task_retries", fallback=3),
+        "retry_delay": timedelta(seconds=conf.getint("jit_audit", "retry_delay_seconds", fallback=120)),
         "retry_exponential_backoff": True,
     },
 )
@@ -89,10 +89,11 @@ def jit_audit_export():
         return body(plan, export_arn)
 
     @task(map_index_template="{{ data_file_name }}")
-    def flatten_data_file(plan: dict, data_file: dict, **context):
+    def flatten_data_file(plan: dict, data_file: dict):
+        from airflow.sdk import get_current_context
         from jit_audit_airflow.export_tasks import flatten_data_file as body
 
-        context["data_file_name"] = data_file["key"].rsplit("/", 1)[-1]
+        get_current_context()["data_file_name"] = data_file["key"].rsplit("/", 1)[-1]  # type: ignore[literal-required]
         return body(plan, data_file)
 
     @task(outlets=[JSONL_SNAPSHOT], trigger_rule="none_failed")

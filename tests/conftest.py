@@ -34,7 +34,7 @@ os.environ.update(
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__JIT_AUDIT__TASK_RETRIES": "0",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
     }
 )
@@ -65,7 +65,7 @@ class Emulator:
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"emulator did not start: {self.process.stderr.read().decode()}")  # type: ignore[union-attr]
+                    raise RuntimeError(f"emulator did not start: {self.process.stderr.read().decode()}") from None  # type: ignore[union-attr]
                 time.sleep(0.1)
 
     def reset(self) -> None:

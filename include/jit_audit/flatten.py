@@ -178,7 +178,7 @@ def open_text_or_gzip(stream: IO[bytes]) -> IO[bytes]:
     import gzip
     import io
 
-    buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)  # type: ignore[arg-type]
+    buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)  # type: ignore[arg-type,type-var]
     if is_gzip(buffered.peek(2)):
         return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
     return buffered

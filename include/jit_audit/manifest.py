@@ -76,7 +76,7 @@ def parse_files(text: bytes | str, where: str = "manifest-files.json") -> list[D
     """Parse ``manifest-files.json``, in its own order, which fixes the part numbers."""
     if isinstance(text, bytes):
         text = text.decode()
-    files = []
+    files: list[DataFile] = []
     for line_number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue

@@ -132,7 +132,7 @@ def flatten_data_file(
     with tempfile.TemporaryFile() as spool:
         writer = _HashingWriter(spool)
         try:
-            with gzip.GzipFile(fileobj=reader, mode="rb") as lines, deterministic_gzip_writer(writer) as out:
+            with gzip.GzipFile(fileobj=reader, mode="rb") as lines, deterministic_gzip_writer(writer) as out:  # type: ignore[call-overload]
                 count = flatten_stream(lines, out.write, source, progress=progress)
         except (EOFError, OSError, zlib.error) as error:
             raise FlattenError(source, 0, f"cannot decompress ({error})") from None
@@ -207,7 +207,7 @@ def reconcile(summary: ManifestSummary, files: list[DataFile], parts: list[PartR
 
 
 def _list_keys(client: Any, bucket: str, prefix: str) -> list[str]:
-    keys = []
+    keys: list[str] = []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys.extend(item["Key"] for item in page.get("Contents", []))
     return keys

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from jit_audit.layout import SnapshotLayout
@@ -16,19 +16,19 @@ def read_settings() -> ExportSettings:
     return load_settings(lambda name: Variable.get(name, default=None))
 
 
-def snapshot_moment(context: Any) -> tuple[datetime, Any]:
+def snapshot_moment(context: Any) -> tuple[datetime, date]:
     """The export time and snapshot date of this run.
 
-    A scheduled or backfill run exports the end of its data interval and is named after its
-    logical date. A run without a logical date (triggered manually with none) exports the moment it
-    was triggered and is named after that day.
+    The export time is the end of the data interval (with Airflow 3's default cron *trigger*
+    timetable, that is the logical date itself). A run without a logical date (triggered manually
+    with none) exports the moment it was queued. The snapshot is named after the UTC date of its
+    export time, whatever the timetable.
     """
-    logical_date = context.get("logical_date")
-    interval_end = context.get("data_interval_end")
-    if logical_date is not None and interval_end is not None:
-        return interval_end.astimezone(UTC), logical_date.astimezone(UTC).date()
-    run_after = context["dag_run"].run_after.astimezone(UTC).replace(microsecond=0)
-    return run_after, run_after.date()
+    moment = context.get("data_interval_end") or context.get("logical_date")
+    if moment is None:
+        moment = context["dag_run"].run_after.replace(microsecond=0)
+    export_time = moment.astimezone(UTC)
+    return export_time, export_time.date()
 
 
 def plan_snapshot(context: Any) -> dict[str, Any]:

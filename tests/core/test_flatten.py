@@ -11,7 +11,6 @@ from decimal import Decimal
 
 import orjson
 import pytest
-
 from jit_audit.flatten import FlattenError, flatten_line, flatten_lines, open_text_or_gzip
 
 
