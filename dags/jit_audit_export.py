@@ -25,6 +25,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Asset, conf, dag, task
+
 from jit_audit_airflow.operators.dynamodb import DynamoDBPointInTimeExportOperator
 from jit_audit_airflow.sensors.dynamodb import DynamoDBExportSensor, DynamoDBPointInTimeWindowSensor
 
@@ -34,7 +35,8 @@ JSONL_SNAPSHOT = Asset(name="jit_audit_jsonl_snapshot", uri="x-jit-audit://jit_a
 @dag(
     dag_id="jit_audit_export",
     schedule="@daily",
-    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    # Early enough for any backfill DynamoDB can still serve (recovery windows are at most 35 days).
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=4,
     doc_md=__doc__,
@@ -91,6 +93,7 @@ def jit_audit_export():
     @task(map_index_template="{{ data_file_name }}")
     def flatten_data_file(plan: dict, data_file: dict):
         from airflow.sdk import get_current_context
+
         from jit_audit_airflow.export_tasks import flatten_data_file as body
 
         get_current_context()["data_file_name"] = data_file["key"].rsplit("/", 1)[-1]  # type: ignore[literal-required]

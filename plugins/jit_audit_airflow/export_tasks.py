@@ -12,6 +12,7 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.dynamodb import DynamoDBHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.sdk.exceptions import AirflowFailException
+
 from jit_audit import retention, snapshot
 from jit_audit.exports import describe_export, recovery_window
 from jit_audit.flatten import FlattenError

@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import orjson
 import pytest
+
 from jit_audit.flatten import FlattenError, flatten_line, flatten_lines, open_text_or_gzip
 
 

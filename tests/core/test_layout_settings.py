@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+
 from jit_audit.layout import SnapshotLayout, client_token
 from jit_audit.settings import SETTINGS, SettingsError, load_settings
 

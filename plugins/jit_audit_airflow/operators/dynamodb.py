@@ -15,6 +15,7 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.dynamodb import DynamoDBHook
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
+
 from jit_audit.exports import PointInTimeRecoveryDisabled, find_or_start_export
 
 

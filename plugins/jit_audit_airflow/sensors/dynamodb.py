@@ -11,6 +11,7 @@ from airflow.providers.amazon.aws.hooks.dynamodb import DynamoDBHook
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
 from jit_audit.exports import (
     ExportFailed,
     ExportTimeTooOld,
@@ -19,7 +20,6 @@ from jit_audit.exports import (
     describe_export,
     recovery_window,
 )
-
 from jit_audit_airflow.triggers.dynamodb import DynamoDBExportTrigger
 
 

@@ -13,11 +13,14 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 class DynamoDBExportTrigger(BaseTrigger):
     """Poll DescribeExport until the export leaves IN_PROGRESS.
 
+    Checks back off from one second up to ``poll_interval``: small exports finish in seconds,
+    large ones take many minutes, and neither should wait a full interval past completion.
+
     Fires one event: ``{"status": "COMPLETED" | "FAILED" | "error", "export_arn": ..., ...}``; the
     sensor decides what each means, so the trigger stays a plain observer.
 
     :param export_arn: the export to watch
-    :param poll_interval: seconds between DescribeExport calls
+    :param poll_interval: the longest wait, in seconds, between DescribeExport calls
     :param aws_conn_id: Airflow connection for AWS
     :param region_name: AWS region, if not the connection's
     """
@@ -52,6 +55,7 @@ class DynamoDBExportTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
+            delay = min(1.0, self.poll_interval)
             async with await self.hook().get_async_conn() as client:
                 while True:
                     response = await client.describe_export(ExportArn=self.export_arn)
@@ -68,7 +72,8 @@ class DynamoDBExportTrigger(BaseTrigger):
                             }
                         )
                         return
-                    self.log.info("Export %s is still IN_PROGRESS; next check in %ss", self.export_arn, self.poll_interval)
-                    await asyncio.sleep(self.poll_interval)
+                    self.log.info("Export %s is still IN_PROGRESS; next check in %.0fs", self.export_arn, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.poll_interval)
         except Exception as error:  # noqa: BLE001 - reported to the sensor, which fails the task
             yield TriggerEvent({"status": "error", "export_arn": self.export_arn, "message": str(error)})
