@@ -70,6 +70,17 @@ def recovery_window(client: Any, table_name: str) -> RecoveryWindow:
     )
 
 
+def as_export_time(value: datetime | str) -> datetime:
+    """An export time in UTC and whole seconds, whatever form it arrives in.
+
+    DynamoDB echoes ExportTime at millisecond precision and ClientTokens are built from seconds,
+    so every comparison and request uses the same whole-second UTC value. Naive values are UTC.
+    """
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.replace(microsecond=0)
+
+
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -90,7 +101,8 @@ def _same_snapshot(description: dict[str, Any], bucket: str, s3_prefix: str, exp
     return (
         description.get("S3Bucket") == bucket
         and (description.get("S3Prefix") or "") == s3_prefix
-        and _utc(description.get("ExportTime")) == export_time
+        and description.get("ExportTime") is not None
+        and as_export_time(description["ExportTime"]) == export_time
         and description.get("ExportType", "FULL_EXPORT") == "FULL_EXPORT"
     )
 
@@ -124,7 +136,7 @@ def find_or_start_export(
     client: Any,
     *,
     table_name: str,
-    export_time: datetime,
+    export_time: datetime | str,
     bucket: str,
     s3_prefix: str,
     bucket_owner: str | None = None,
@@ -135,6 +147,7 @@ def find_or_start_export(
     A retry or a re-run finds the earlier export through ListExports; the ClientToken covers the
     race of two attempts starting at once (DynamoDB answers both with the same export).
     """
+    export_time = as_export_time(export_time)
     arn = table_arn(client, table_name)
     existing = matching_exports(client, arn, bucket, s3_prefix, export_time)
     for description in existing:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
+from jit_audit.exports import as_export_time
 from jit_audit.layout import SnapshotLayout
 from jit_audit.settings import ExportSettings, load_settings
 
@@ -24,10 +25,8 @@ def snapshot_moment(context: Any) -> tuple[datetime, date]:
     with none) exports the moment it was queued. The snapshot is named after the UTC date of its
     export time, whatever the timetable.
     """
-    moment = context.get("data_interval_end") or context.get("logical_date")
-    if moment is None:
-        moment = context["dag_run"].run_after.replace(microsecond=0)
-    export_time = moment.astimezone(UTC)
+    moment = context.get("data_interval_end") or context.get("logical_date") or context["dag_run"].run_after
+    export_time = as_export_time(moment)
     return export_time, export_time.date()
 
 

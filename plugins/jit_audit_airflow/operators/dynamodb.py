@@ -16,7 +16,7 @@ from airflow.providers.amazon.aws.hooks.dynamodb import DynamoDBHook
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from jit_audit.exports import PointInTimeRecoveryDisabled, find_or_start_export
+from jit_audit.exports import as_export_time, find_or_start_export
 
 
 class DynamoDBPointInTimeExportOperator(BaseOperator):
@@ -68,12 +68,11 @@ class DynamoDBPointInTimeExportOperator(BaseOperator):
         return DynamoDBHook(aws_conn_id=self.aws_conn_id)
 
     def execute(self, context: Any) -> str:
-        export_time = self.export_time
-        if isinstance(export_time, str):
-            export_time = datetime.fromisoformat(export_time)
+        export_time = as_export_time(self.export_time)
+        client = self.hook.client
         try:
             started = find_or_start_export(
-                self.hook.client,
+                client,
                 table_name=self.table_name,
                 export_time=export_time,
                 bucket=self.s3_bucket,
@@ -81,9 +80,11 @@ class DynamoDBPointInTimeExportOperator(BaseOperator):
                 bucket_owner=self.s3_bucket_owner or None,
                 kms_key_id=self.kms_key_id or None,
             )
-        except PointInTimeRecoveryDisabled as error:
-            raise AirflowFailException(str(error)) from error
-        except self.hook.client.exceptions.InvalidExportTimeException as error:
+        except client.exceptions.PointInTimeRecoveryUnavailableException as error:
+            raise AirflowFailException(
+                f"Point-in-time recovery is not enabled on {self.table_name}, so it cannot be exported: {error}"
+            ) from error
+        except client.exceptions.InvalidExportTimeException as error:
             raise AirflowFailException(f"DynamoDB refused export time {export_time.isoformat()}: {error}") from error
         verb = "Reusing" if started.reused else "Started"
         self.log.info("%s export %s (%s) of %s as of %s", verb, started.export_arn, started.status,

@@ -16,16 +16,12 @@ from jit_audit.exports import (
     ExportFailed,
     ExportTimeTooOld,
     PointInTimeRecoveryDisabled,
+    as_export_time,
     completion_state,
     describe_export,
     recovery_window,
 )
 from jit_audit_airflow.triggers.dynamodb import DynamoDBExportTrigger
-
-
-def _as_datetime(value: datetime | str) -> datetime:
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class DynamoDBPointInTimeWindowSensor(BaseSensorOperator):
@@ -60,7 +56,7 @@ class DynamoDBPointInTimeWindowSensor(BaseSensorOperator):
         return DynamoDBHook(aws_conn_id=self.aws_conn_id)
 
     def poke(self, context: Any) -> bool:
-        export_time = _as_datetime(self.export_time)
+        export_time = as_export_time(self.export_time)
         window = recovery_window(self.hook.client, self.table_name)
         try:
             verdict = window.verdict(export_time)
