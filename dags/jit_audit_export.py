@@ -96,7 +96,7 @@ def jit_audit_export():
 
         from jit_audit_airflow.export_tasks import flatten_data_file as body
 
-        get_current_context()["data_file_name"] = data_file["key"].rsplit("/", 1)[-1]  # type: ignore[literal-required]
+        get_current_context()["data_file_name"] = data_file["key"].rsplit("/", 1)[-1]  # type: ignore[typeddict-unknown-key]
         return body(plan, data_file)
 
     @task(outlets=[JSONL_SNAPSHOT], trigger_rule="none_failed")

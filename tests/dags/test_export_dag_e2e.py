@@ -109,3 +109,17 @@ def test_a_bad_variable_fails_in_plan_before_any_aws_call(aws, dagbag, seeded, m
     assert tasks["plan"] == "failed"
     assert exports(aws) == []
     assert os.environ["AIRFLOW_VAR_JIT_AUDIT_EXPORT_BUCKET"] == "Not_A_Bucket"
+
+
+def test_a_failed_export_fails_the_run_with_dynamodbs_reason_and_publishes_nothing(aws, dagbag, seeded, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_VAR_JIT_AUDIT_EXPORT_BUCKET", "no-such-bucket")
+    logical_date = day(1)
+    state, tasks = run(dagbag, logical_date)
+    assert state == "failed"
+    assert tasks["start_export"] == "success"
+    assert tasks["wait_for_export"] == "failed"
+    assert tasks["publish_snapshot"] == "upstream_failed"
+    (arn,) = exports(aws)
+    description = aws.client("dynamodb").describe_export(ExportArn=arn)["ExportDescription"]
+    assert (description["ExportStatus"], description["FailureCode"]) == ("FAILED", "S3NoSuchBucket")
+    assert published(aws, logical_date.date().isoformat()) == {}
