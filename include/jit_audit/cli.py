@@ -55,8 +55,7 @@ def _cmd_seed(args: argparse.Namespace) -> int:
 
 
 def _cmd_flatten(args: argparse.Namespace) -> int:
-    import gzip
-
+    from jit_audit.codecs import CODEC_ERRORS, deterministic_gzip_writer
     from jit_audit.flatten import FlattenError, flatten_stream, open_text_or_gzip
 
     source = args.source_name
@@ -64,7 +63,7 @@ def _cmd_flatten(args: argparse.Namespace) -> int:
     try:
         lines = open_text_or_gzip(sys.stdin.buffer)
         if args.gzip:
-            with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0) as zipped:
+            with deterministic_gzip_writer(out) as zipped:
                 count = flatten_stream(lines, zipped.write, source)
         else:
             count = flatten_stream(lines, out.write, source)
@@ -72,7 +71,7 @@ def _cmd_flatten(args: argparse.Namespace) -> int:
     except FlattenError as error:
         print(f"jit-audit flatten: {error}", file=sys.stderr)
         return 1
-    except (EOFError, OSError) as error:
+    except CODEC_ERRORS as error:
         print(f"jit-audit flatten: {source}: cannot read input ({error})", file=sys.stderr)
         return 1
     if args.verbose:

@@ -8,8 +8,8 @@ manifest fields as AWS does, instead of each test hand-writing fake exports.
 
 It is moto's server (pinned moto 5.2.5, all services, like ``moto_server``), patched in-process by
 :func:`install`.  moto on its own falls short for our purposes: it writes one data file and no
-manifests, ignores ``ExportTime`` and ``ClientToken``, returns a malformed export ARN and no
-``ExportManifest``/``StartTime``/``EndTime``/``ExportTime``, and reports a frozen
+manifests, ignores ``ExportTime``, ``ClientToken`` and incremental exports, returns a malformed
+export ARN and no ``ExportManifest``/``StartTime``/``EndTime``/``ExportTime``, and reports a frozen
 point-in-time-recovery window.  The patches make these operations follow AWS's documentation:
 
 * ``ExportTableToPointInTime``: ARN ``arn:aws:dynamodb:<region>:<account>:table/<name>/export/<id>``
@@ -17,10 +17,11 @@ point-in-time-recovery window.  The patches make these operations follow AWS's d
   export runs asynchronously: ``IN_PROGRESS`` for ``export_seconds``, then the files are written and
   only after that does the status become ``COMPLETED`` (or ``FAILED`` with ``S3NoSuchBucket`` when the
   bucket did not exist).  ``ClientToken`` makes the call idempotent for 8 hours after the export ends;
-  the same token with other parameters is refused with ``ExportConflictException`` (HTTP 400), as the
-  API reference for ``ClientToken`` states.  An ``ExportTime`` before the earliest restorable time or
-  in the future is refused with ``InvalidExportTimeException``.
-* S3 layout (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/S3DataExport.Output.html)::
+  the same token with other parameters (incremental ones included) is refused with
+  ``ExportConflictException`` (HTTP 400), as the API reference for ``ClientToken`` states.  An
+  ``ExportTime`` before the earliest restorable time or in the future is refused with
+  ``InvalidExportTimeException``.
+* ``FULL_EXPORT`` S3 layout (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/S3DataExport.Output.html)::
 
       <S3Prefix>/AWSDynamoDB/<export id>/_started                 (empty, written at the start)
       <S3Prefix>/AWSDynamoDB/<export id>/data/<26 chars>.json.gz   (gzip JSON Lines {"Item": {...}})
@@ -29,24 +30,82 @@ point-in-time-recovery window.  The patches make these operations follow AWS's d
 
   Without an ``S3Prefix`` the keys start at ``AWSDynamoDB/``.  ``manifestFilesS3Key``,
   ``dataFileS3Key`` and ``ExportManifest`` are full object keys (prefix included).
+* ``INCREMENTAL_EXPORT`` with ``IncrementalExportSpecification`` (``ExportFromTime`` inclusive,
+  ``ExportToTime`` exclusive and defaulting to ``LatestRestorableDateTime`` — "the latest time with
+  data available" —, ``ExportViewType`` ``NEW_AND_OLD_IMAGES`` (default) or ``NEW_IMAGE``).  The
+  manifests and ``_started`` go under ``<S3Prefix>/AWSDynamoDB/<export id>/`` as above, but the data
+  files go to the *shared* ``<S3Prefix>/AWSDynamoDB/data/`` folder, as AWS's incremental manifests
+  show.  ``manifest-summary.json`` has AWS's incremental members, in AWS's order: ``version``
+  ``"2023-08-01"``, ``exportArn``, ``startTime``, ``endTime``, ``tableArn``, ``tableId``,
+  ``exportFromTime``, ``exportToTime``, ``s3Bucket``, ``s3Prefix``, ``s3SseAlgorithm``,
+  ``s3SseKmsKeyId``, ``manifestFilesS3Key``, ``billedSizeBytes``, ``itemCount``, ``outputFormat``,
+  ``outputView``, ``exportType`` (no ``exportTime``).  Each data line is one changed item,
+  compacted over the window::
+
+      {"Metadata":{"WriteTimestampMicros":{"N":"<last write in the window, epoch µs>"}},
+       "Keys":{...},"OldImage":{...},"NewImage":{...}}
+
+  ``OldImage`` is the item before the window (only with ``NEW_AND_OLD_IMAGES``, and only if it
+  existed), ``NewImage`` the item at the end of the window (only if it still exists): insert =
+  ``Keys``+``NewImage``; update = ``Keys``+``OldImage``+``NewImage`` (``NEW_IMAGE``: no ``OldImage``);
+  delete = ``Keys``+``OldImage`` (``NEW_IMAGE``: ``Keys`` only); inserted and deleted within the
+  window = no line.  ``ItemCount``/``itemCount`` count lines; ``billedSizeBytes`` is at least
+  10,000,000 (AWS's minimum).  Refused requests (HTTP 400): ``ExportTime`` given, or no
+  ``ExportFromTime``, or an unknown view type → ``ValidationException``; PITR off →
+  ``PointInTimeRecoveryUnavailableException``; from ≥ to → ``ValidationException`` with AWS's
+  message; a period under 15 minutes or over 24 hours → ``ValidationException``; from before
+  ``EarliestRestorableDateTime`` or to after ``LatestRestorableDateTime`` →
+  ``InvalidExportTimeException``.  ``DescribeExport`` returns ``ExportType`` and the resolved
+  ``IncrementalExportSpecification`` and no ``ExportTime``; the start time is a whole second, as in
+  AWS's incremental export ids.
+* Write history, which incremental exports read: every item write (``PutItem``, ``UpdateItem``,
+  ``DeleteItem``, ``BatchWriteItem``, ``TransactWriteItems`` once it commits, PartiQL) is recorded on
+  moto's table object as (emulator-clock µs, keys, old image, new image) in DynamoDB JSON.  It dies
+  with the table (``DeleteTable``, ``/moto-api/reset``).  Deleting a missing item records nothing;
+  a put that changes nothing is still a write.  Full exports ignore it (see below).
 * ``DescribeContinuousBackups``: the restorable window is computed at each call.  The emulator
   pretends point-in-time recovery had already been running ``pitr_history_days`` before it was
   enabled, so tests can export past dates: ``EarliestRestorableDateTime = max(enabled -
   pitr_history_days, now - RecoveryPeriodInDays)``, ``LatestRestorableDateTime = now -
   pitr_lag_seconds`` (AWS's trails by about five minutes).
+* The emulator's clock: ``now`` = real time + an offset, used for write stamps, export start/end
+  times, ``ClientToken`` expiry, the PITR window (including when PITR was enabled) and all time
+  validation.  Set it with ``install(clock_offset_seconds=...)`` or at run time on the server
+  (both :func:`serve` and :class:`EmulatorThread`)::
+
+      GET  /jit-audit-emulator/clock    → {"offset_seconds": -7200.0, "now": "...Z", "now_epoch_seconds": ...}
+      POST /jit-audit-emulator/clock    {"offset_seconds": -7200}   (same answer; 400 if malformed)
+
+  Setting a negative offset, writing, then moving it back is how tests write "in the past".  The
+  offset is an emulator setting, not moto state: ``/moto-api/reset`` keeps it (POST 0 to go back),
+  while every :func:`install` call (so every ``EmulatorThread.start``) sets it, to 0 by default.
 
 Limitations (deliberate):
 
-* There is no item history: an export contains the table's items as they are when the export
+* Full exports have no history: they contain the table's items as they are when the export
   *starts*, whatever ``ExportTime`` says.  ``ExportTime`` is validated and echoed, nothing more.
-* Only ``FULL_EXPORT`` in ``DYNAMODB_JSON`` is produced; ``ION`` and ``INCREMENTAL_EXPORT`` are
-  refused with a ``ValidationException`` rather than faked.
-* AWS also writes ``manifest-summary.checksum`` and ``manifest-files.checksum``; their format is not
+  A ``FULL_EXPORT`` ignores any ``IncrementalExportSpecification``.
+* Only ``DYNAMODB_JSON`` is produced; ``ION`` is refused with a ``ValidationException`` rather than
+  faked.
+* AWS also writes ``manifest-summary`` and ``manifest-files`` checksum files; their format is not
   documented, so they are not written.  AWS writes at least one (possibly empty) data file per
-  partition; the emulator has no partitions and writes no data file for an empty table.
-* ``BilledSizeBytes`` is moto's estimate of the items' stored size, not AWS's billing figure.
+  partition; the emulator has no partitions and writes no data file when there is nothing to
+  export.  Line order follows the first write of each item in the window (AWS's follows
+  partitions).  ``s3SseAlgorithm`` is what the request asked for (``null`` if nothing) where AWS
+  writes its default, ``AES256``, and a full export's summary carries an ``exportType`` member.
+* Not verifiable from AWS's documentation, so chosen here: the error codes for a bad period, a
+  missing ``ExportFromTime`` and ``ExportTime`` on an incremental export (``ValidationException``),
+  whether ``ExportToTime`` may pass ``LatestRestorableDateTime`` (refused), and whether
+  ``DescribeExport`` echoes an ``ExportTime`` for incremental exports (it does not).
+* History is kept for the table's whole life (no pruning past the recovery period).  Moving the
+  clock backwards past existing writes makes the history non-chronological; exports order writes
+  by stamp.  Writes made before PITR was enabled are exportable (the pretended PITR history).
+* ``BilledSizeBytes`` is moto's estimate of the items' stored size (full) or the exported lines'
+  size with AWS's 10 MB minimum (incremental), not AWS's billing figure.
 * ``FilterSpecification`` is ignored.  State lives in moto's in-memory backends of this process and
-  is shared by every server started in it; ``install`` settings are process-wide.
+  is shared by every server started in it; ``install`` settings and the clock are process-wide.
+  The clock endpoint's path shadows an S3 path-style object ``clock`` in a bucket named
+  ``jit-audit-emulator``.
 
 The module imports neither moto nor Airflow at import time and patches nothing until
 :func:`install` (or :func:`serve` / :class:`EmulatorThread`) is called, so importing it is free.
@@ -59,12 +118,15 @@ import gzip
 import hashlib
 import json
 import logging
+import math
 import os
 import secrets
 import signal
 import sys
 import threading
+import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import FrameType, TracebackType
@@ -73,17 +135,30 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack, cast
 if TYPE_CHECKING:
     from moto.core.responses import ActionResult
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import Item
     from moto.dynamodb.models.table import Table
     from moto.dynamodb.responses import DynamoHandler
     from moto.server import ThreadedMotoServer
 
-__all__ = ["EmulatorSettings", "EmulatorThread", "install", "serve"]
+__all__ = ["CLOCK_PATH", "EmulatorSettings", "EmulatorThread", "install", "serve"]
 
 _ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
 # AWS: "A client token is valid for 8 hours after the first request that uses it is completed."
 _CLIENT_TOKEN_TTL = timedelta(hours=8)
 _DEFAULT_RECOVERY_PERIOD_DAYS = 35
 _MANIFEST_VERSION = "2020-06-30"
+# What AWS writes in an incremental export's manifest-summary.json "version".
+_INCREMENTAL_MANIFEST_VERSION = "2023-08-01"
+# "Pick an export period ... from 15 minutes up to 24 hours" (AWS blog introducing incremental export).
+_MIN_INCREMENTAL_PERIOD = timedelta(minutes=15)
+_MAX_INCREMENTAL_PERIOD = timedelta(hours=24)
+# Incremental exports are billed for at least 10 MB; AWS's manifests show billedSizeBytes 10000000.
+_INCREMENTAL_MIN_BILLED_BYTES = 10_000_000
+_VIEW_TYPES = ("NEW_IMAGE", "NEW_AND_OLD_IMAGES")  # ExportViewType in the service model
+_DEFAULT_VIEW_TYPE = "NEW_AND_OLD_IMAGES"
+#: The emulator-only clock endpoint (GET: read, POST ``{"offset_seconds": <float>}``: set).
+CLOCK_PATH = "/jit-audit-emulator/clock"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # ExportTableToPointInTime's S3SseAlgorithm values mapped to S3's x-amz-server-side-encryption.
 _S3_SSE = {"AES256": "AES256", "KMS": "aws:kms"}
 _LIST_EXPORTS_MAX = 25  # ListExportsMaxLimit in the service model
@@ -96,6 +171,7 @@ class EmulatorSettings(TypedDict, total=False):
     pitr_lag_seconds: float
     export_seconds: float
     items_per_data_file: int
+    clock_offset_seconds: float
 
 
 @dataclass(frozen=True)
@@ -121,25 +197,30 @@ def install(
     pitr_lag_seconds: float = 300,
     export_seconds: float = 2.0,
     items_per_data_file: int = 1000,
+    clock_offset_seconds: float = 0.0,
 ) -> None:
     """Patch moto in this process (idempotent; calling again updates the settings).
 
     The patches are applied once, on moto's classes, so they serve moto's server threads as well as
     ``mock_aws`` in this process.  Every call replaces *all* settings (omitted ones go back to their
-    defaults), because the settings are process-wide, not per server.
+    defaults, the clock offset included), because the settings are process-wide, not per server.
 
     :param pitr_history_days: how long point-in-time recovery pretends to have been enabled before
         it really was, so that past ``ExportTime`` values are exportable in tests.
     :param pitr_lag_seconds: how far ``LatestRestorableDateTime`` trails the current time.
     :param export_seconds: how long an export stays ``IN_PROGRESS`` before its files are written.
-    :param items_per_data_file: items per ``data/*.json.gz`` object, so that small tables still
-        produce several data files.
+    :param items_per_data_file: items (lines) per ``data/*.json.gz`` object, so that small tables
+        still produce several data files.
+    :param clock_offset_seconds: added to the real time to give the emulator's "now" (write stamps,
+        export times, the PITR window); negative values write "in the past".  Also settable at
+        run time through :data:`CLOCK_PATH`.
     """
     global _settings, _installed
     if pitr_history_days < 0 or pitr_lag_seconds < 0 or export_seconds < 0:
         raise ValueError("pitr_history_days, pitr_lag_seconds and export_seconds must be >= 0")
     if items_per_data_file < 1:
         raise ValueError("items_per_data_file must be >= 1")
+    offset_micros = _offset_micros(clock_offset_seconds)
     with _install_lock:
         _settings = _Settings(
             pitr_history_days=pitr_history_days,
@@ -147,6 +228,7 @@ def install(
             export_seconds=export_seconds,
             items_per_data_file=items_per_data_file,
         )
+        _set_clock_offset_micros(offset_micros)
         if not _installed:
             _patch_moto()
             _installed = True
@@ -154,11 +236,23 @@ def install(
 
 def _patch_moto() -> None:
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
     from moto.dynamodb.responses import DynamoHandler
 
     _originals["describe_continuous_backups"] = DynamoDBBackend.describe_continuous_backups
     _originals["update_continuous_backups"] = DynamoDBBackend.update_continuous_backups
+    _originals["update_item"] = DynamoDBBackend.update_item
+    _originals["transact_write_items"] = DynamoDBBackend.transact_write_items
+    _originals["table_put_item"] = Table.put_item
+    _originals["table_delete_item"] = Table.delete_item
     # setattr: these are deliberate monkeypatches of moto's classes (mypy forbids method assignment).
+    # Write history: every item write reaches Table.put_item / Table.delete_item (PutItem,
+    # BatchWriteItem, TransactWriteItems, PartiQL) except UpdateItem, which edits the stored item in
+    # place and is therefore recorded at the backend level.
+    setattr(Table, "put_item", _table_put_item)  # noqa: B010
+    setattr(Table, "delete_item", _table_delete_item)  # noqa: B010
+    setattr(DynamoDBBackend, "update_item", _backend_update_item)  # noqa: B010
+    setattr(DynamoDBBackend, "transact_write_items", _backend_transact_write_items)  # noqa: B010
     setattr(DynamoDBBackend, "describe_continuous_backups", _backend_describe_continuous_backups)  # noqa: B010
     setattr(DynamoDBBackend, "update_continuous_backups", _backend_update_continuous_backups)  # noqa: B010
     setattr(DynamoDBBackend, "export_table", _backend_export_table)  # noqa: B010
@@ -169,11 +263,52 @@ def _patch_moto() -> None:
     setattr(DynamoHandler, "list_exports", _handle_list_exports)  # noqa: B010
 
 
-# --------------------------------------------------------------------------- helpers
+# --------------------------------------------------------------------------- clock
+
+# Microseconds added to the real time; one process-wide value like the other settings.
+_clock_offset = 0
+_clock_lock = threading.Lock()
+
+
+def _offset_micros(seconds: float) -> int:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds):
+        raise ValueError(f"clock offset must be a finite number of seconds, not {seconds!r}")
+    return round(seconds * 1_000_000)
+
+
+def _set_clock_offset_micros(micros: int) -> None:
+    global _clock_offset
+    with _clock_lock:
+        _clock_offset = micros
+
+
+def _now_micros() -> int:
+    """The emulator's now, in epoch microseconds (write stamps use this directly)."""
+    return time.time_ns() // 1000 + _clock_offset
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return _EPOCH + timedelta(microseconds=_now_micros())
+
+
+def _micros(value: datetime) -> int:
+    return (value - _EPOCH) // timedelta(microseconds=1)
+
+
+def _clock_state() -> dict[str, Any]:
+    now = _now_micros()
+    return {
+        "offset_seconds": _clock_offset / 1_000_000,
+        "now": _iso_micros(now),
+        "now_epoch_seconds": now / 1_000_000,
+    }
+
+
+def _iso_micros(micros: int) -> str:
+    return (_EPOCH + timedelta(microseconds=micros)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# --------------------------------------------------------------------------- helpers
 
 
 def _aware(value: Any) -> datetime | None:
@@ -274,7 +409,152 @@ def _backend_update_continuous_backups(
             f"Member must have value {'less' if int(period) > 1 else 'greater'} than or equal to "
             f"{_DEFAULT_RECOVERY_PERIOD_DAYS if int(period) > 1 else 1}"
         )
-    return _pitr_view(_originals["update_continuous_backups"](self, table_name, point_in_time_spec))
+    table = self.tables.get(table_name)  # a missing table is moto's error to raise, below
+    before = dict(table.continuous_backups.get("PointInTimeRecoveryDescription") or {}) if table else {}
+    result = _originals["update_continuous_backups"](self, table_name, point_in_time_spec)
+    stored = result.get("PointInTimeRecoveryDescription") or {}
+    if (
+        before.get("PointInTimeRecoveryStatus") != "ENABLED"
+        and stored.get("PointInTimeRecoveryStatus") == "ENABLED"
+    ):
+        # moto stamps the enable time with the real clock; use the emulator's (offset) clock.
+        enabled_at = _now().timestamp()
+        stored["EarliestRestorableDateTime"] = enabled_at
+        stored["LatestRestorableDateTime"] = enabled_at
+    return _pitr_view(result)
+
+
+# --------------------------------------------------------------------------- write history
+
+_HISTORY_ATTR = "_jit_audit_write_history"
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """One item write, in DynamoDB JSON (moto's ``Item.to_json()["Attributes"]`` dicts)."""
+
+    micros: int  # emulator-clock epoch microseconds
+    keys: dict[str, Any]
+    old: dict[str, Any] | None  # None: the item did not exist before
+    new: dict[str, Any] | None  # None: the write deleted it
+
+
+class _History:
+    """A table incarnation's writes, oldest first.
+
+    Hung on moto's Table object, so it lives and dies with the table (DeleteTable, moto's reset).
+    Copying returns the same object: TransactWriteItems deep-copies tables to roll back, and the
+    copy must keep appending to the one history (and not duplicate it).
+    """
+
+    __slots__ = ("lock", "writes")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.writes: list[_Write] = []
+
+    def __copy__(self) -> _History:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _History:
+        return self
+
+
+# Per request thread: suppress (UpdateItem's own inner put is not a separate write) and buffer
+# (TransactWriteItems: writes become history only if the whole transaction succeeds).
+_tls = threading.local()
+
+
+def _history(table: Table) -> _History:
+    history = table.__dict__.get(_HISTORY_ATTR)
+    if history is None:
+        history = table.__dict__.setdefault(_HISTORY_ATTR, _History())  # atomic under the GIL
+    return cast(_History, history)
+
+
+def _image(item: Item | None) -> dict[str, Any] | None:
+    # A fresh structure: moto edits stored items in place (UpdateItem), the snapshot must not move.
+    return cast(dict[str, Any], item.to_json()["Attributes"]) if item is not None else None
+
+
+def _record(table: Table, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+    image = new if new is not None else old
+    if image is None:
+        return
+    keys = {name: image[name] for name in table.table_key_attrs if name in image}
+    write = _Write(_now_micros(), keys, old, new)
+    buffer: list[tuple[Table, _Write]] | None = getattr(_tls, "buffer", None)
+    if buffer is not None:
+        buffer.append((table, write))
+        return
+    _append(table, write)
+
+
+def _append(table: Table, write: _Write) -> None:
+    history = _history(table)
+    with history.lock:
+        history.writes.append(write)
+
+
+def _suppressed() -> bool:
+    return bool(getattr(_tls, "suppress", 0))
+
+
+def _stored_item(table: Table, key: dict[str, Any]) -> Item | None:
+    """The item a request's key (or full item) addresses, or None (also for malformed keys)."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    try:
+        hash_value = DynamoType(key[table.hash_key_attr])
+        range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+        return table.get_item(hash_value, range_value)
+    except Exception:  # moto raises its own validation error for the request itself
+        return None
+
+
+def _table_put_item(self: Table, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Item:
+    if _suppressed():
+        return cast("Item", _originals["table_put_item"](self, item_attrs, *args, **kwargs))
+    old = _image(_stored_item(self, item_attrs))
+    item = cast("Item", _originals["table_put_item"](self, item_attrs, *args, **kwargs))
+    _record(self, old, _image(item))
+    return item
+
+
+def _table_delete_item(self: Table, hash_key: Any, range_key: Any) -> Item | None:
+    item = cast("Item | None", _originals["table_delete_item"](self, hash_key, range_key))
+    if item is not None and not _suppressed():  # deleting a missing item writes nothing
+        _record(self, _image(item), None)
+    return item
+
+
+def _backend_update_item(
+    self: DynamoDBBackend, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any
+) -> Item:
+    table = self.tables.get(table_name)
+    old = _image(_stored_item(table, key)) if table is not None else None
+    _tls.suppress = getattr(_tls, "suppress", 0) + 1
+    try:
+        item = cast("Item", _originals["update_item"](self, table_name, key, *args, **kwargs))
+    finally:
+        _tls.suppress -= 1
+    if not _suppressed():
+        _record(self.get_table(table_name), old, _image(item))
+    return item
+
+
+def _backend_transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    if getattr(_tls, "buffer", None) is not None:  # not reentrant in moto either; be safe
+        _originals["transact_write_items"](self, transact_items)
+        return
+    buffer: list[tuple[Table, _Write]] = []
+    _tls.buffer = buffer
+    try:
+        _originals["transact_write_items"](self, transact_items)
+    finally:
+        _tls.buffer = None
+    for table, write in buffer:  # reached only when the transaction committed
+        _append(table, write)
 
 
 # --------------------------------------------------------------------------- exports
@@ -293,6 +573,19 @@ class _ExportParams:
     s3_sse_kms_key_id: str | None
     export_format: str
     export_type: str
+    # INCREMENTAL_EXPORT only, as requested (ExportToTime None: "latest time with data available").
+    export_from_time: datetime | None = None
+    export_to_time: datetime | None = None
+    export_view_type: str | None = None
+
+
+@dataclass(frozen=True)
+class _Window:
+    """An incremental export's resolved IncrementalExportSpecification: [start, end)."""
+
+    start: datetime
+    end: datetime
+    view_type: str
 
 
 @dataclass
@@ -308,10 +601,11 @@ class _Export:
     account_id: str
     partition: str
     start_time: datetime
-    export_time: datetime
+    export_time: datetime | None  # FULL_EXPORT only
     items_per_data_file: int
     lines: list[str]
     billed_size_bytes: int
+    window: _Window | None = None  # INCREMENTAL_EXPORT only
     status: str = "IN_PROGRESS"
     end_time: datetime | None = None
     manifest_key: str | None = None
@@ -329,8 +623,19 @@ class _Export:
     @property
     def root(self) -> str:
         """``<prefix>/AWSDynamoDB/<export id>`` (no leading slash without a prefix)."""
+        return f"{self.base}/{self.export_id}"
+
+    @property
+    def base(self) -> str:
+        """``<prefix>/AWSDynamoDB`` (just ``AWSDynamoDB`` without a prefix)."""
         prefix = (self.params.s3_prefix or "").rstrip("/")
-        return f"{prefix}/AWSDynamoDB/{self.export_id}" if prefix else f"AWSDynamoDB/{self.export_id}"
+        return f"{prefix}/AWSDynamoDB" if prefix else "AWSDynamoDB"
+
+    @property
+    def data_dir(self) -> str:
+        """Full exports: ``<root>/data``.  Incremental exports write to the shared
+        ``<prefix>/AWSDynamoDB/data`` folder, as AWS does (its manifests list keys there)."""
+        return f"{self.base}/data" if self.window is not None else f"{self.root}/data"
 
     def response(self) -> dict[str, Any]:
         """The ExportDescription, None values omitted (AWS omits absent members)."""
@@ -356,6 +661,15 @@ class _Export:
                 "FailureMessage": self.failure_message,
                 "ExportFormat": p.export_format,
                 "ExportType": p.export_type,
+                "IncrementalExportSpecification": (
+                    {
+                        "ExportFromTime": self.window.start,
+                        "ExportToTime": self.window.end,
+                        "ExportViewType": self.window.view_type,
+                    }
+                    if self.window is not None
+                    else None
+                ),
                 "BilledSizeBytes": self.billed_size_bytes if done else None,
                 "ItemCount": self.item_count if done else None,
             }
@@ -421,7 +735,7 @@ class _Export:
         for start in range(0, len(self.lines), size):
             chunk = self.lines[start : start + size]
             body = gzip.compress("".join(chunk).encode("utf-8"), mtime=0)
-            key = f"{self.root}/data/{_data_file_name()}.json.gz"
+            key = f"{self.data_dir}/{_data_file_name()}.json.gz"
             self._put(s3, key, body)
             digest = hashlib.md5(body, usedforsecurity=False)  # S3's ETag / AWS's md5Checksum
             entry = {
@@ -436,14 +750,47 @@ class _Export:
 
         end_time = _now()
         p = self.params
-        summary = {
-            "version": _MANIFEST_VERSION,
+        summary: dict[str, Any]
+        if self.window is not None:
+            summary = self._summary(end_time, files_key)
+        else:
+            summary = {
+                "version": _MANIFEST_VERSION,
+                "exportArn": self.arn,
+                "startTime": _iso(self.start_time),
+                "endTime": _iso(end_time),
+                "tableArn": p.table_arn,
+                "tableId": self.table_id,
+                "exportTime": _iso(self.export_time),
+                "s3Bucket": p.s3_bucket,
+                "s3Prefix": p.s3_prefix,
+                "s3SseAlgorithm": p.s3_sse_algorithm,
+                "s3SseKmsKeyId": p.s3_sse_kms_key_id,
+                "manifestFilesS3Key": files_key,
+                "billedSizeBytes": self.billed_size_bytes,
+                "itemCount": len(self.lines),
+                "outputFormat": p.export_format,
+                "exportType": p.export_type,
+            }
+        summary_key = f"{self.root}/manifest-summary.json"
+        self._put(s3, summary_key, json.dumps(summary, separators=(",", ":")).encode("utf-8"))
+        with self.lock:
+            self.end_time = end_time
+        return summary_key, len(self.lines)
+
+    def _summary(self, end_time: datetime, files_key: str) -> dict[str, Any]:
+        """An incremental export's manifest-summary.json: the members, in the order, AWS writes."""
+        p = self.params
+        window = cast(_Window, self.window)
+        return {
+            "version": _INCREMENTAL_MANIFEST_VERSION,
             "exportArn": self.arn,
             "startTime": _iso(self.start_time),
             "endTime": _iso(end_time),
             "tableArn": p.table_arn,
             "tableId": self.table_id,
-            "exportTime": _iso(self.export_time),
+            "exportFromTime": _iso(window.start),
+            "exportToTime": _iso(window.end),
             "s3Bucket": p.s3_bucket,
             "s3Prefix": p.s3_prefix,
             "s3SseAlgorithm": p.s3_sse_algorithm,
@@ -452,13 +799,9 @@ class _Export:
             "billedSizeBytes": self.billed_size_bytes,
             "itemCount": len(self.lines),
             "outputFormat": p.export_format,
+            "outputView": window.view_type,
             "exportType": p.export_type,
         }
-        summary_key = f"{self.root}/manifest-summary.json"
-        self._put(s3, summary_key, json.dumps(summary, separators=(",", ":")).encode("utf-8"))
-        with self.lock:
-            self.end_time = end_time
-        return summary_key, len(self.lines)
 
 
 def _exports(backend: DynamoDBBackend) -> dict[str, _Export]:
@@ -484,6 +827,54 @@ def _snapshot(table: Table) -> tuple[list[str], int]:
     return lines, sum(item.size() for item in items)
 
 
+def _changes(table: Table, window: _Window) -> tuple[list[str], int]:
+    """An incremental export's lines: one per item written in [start, end), compacted.
+
+    AWS exports each changed item once, with the item's state before the window (OldImage, when
+    it existed and the view has old images) and after it (NewImage, when it still exists), stamped
+    with the item's last write in the window.  An item inserted and deleted within the window is
+    left out.  Frozen now (the export's start), like full exports.
+    """
+    from moto.dynamodb.models.utilities import DynamoJsonEncoder
+
+    start, end = _micros(window.start), _micros(window.end)
+    history = table.__dict__.get(_HISTORY_ATTR)
+    writes: list[_Write] = []
+    if isinstance(history, _History):
+        with history.lock:
+            writes = [w for w in history.writes if start <= w.micros < end]
+    writes.sort(key=lambda w: w.micros)  # stable: same-microsecond writes keep their order
+    per_item: dict[str, list[_Write]] = {}
+    for write in writes:
+        key = json.dumps(write.keys, cls=DynamoJsonEncoder, sort_keys=True)
+        per_item.setdefault(key, []).append(write)
+
+    lines: list[str] = []
+    for item_writes in per_item.values():
+        first, last = item_writes[0], item_writes[-1]
+        old, new = first.old, last.new
+        if old is None and new is None:
+            continue  # inserted and deleted inside the window: nothing is exported
+        record: dict[str, Any] = {
+            "Metadata": {"WriteTimestampMicros": {"N": str(last.micros)}},
+            "Keys": last.keys,
+        }
+        if old is not None and window.view_type == "NEW_AND_OLD_IMAGES":
+            record["OldImage"] = old
+        if new is not None:
+            record["NewImage"] = new
+        lines.append(json.dumps(record, cls=DynamoJsonEncoder, separators=(",", ":")) + "\n")
+    billed = max(sum(len(line.encode("utf-8")) for line in lines), _INCREMENTAL_MIN_BILLED_BYTES)
+    return lines, billed
+
+
+def _enum_error(value: Any, member: str, allowed: Iterable[str]) -> Exception:
+    return _validation_error(
+        f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: "
+        f"Member must satisfy enum value set: [{', '.join(allowed)}]"
+    )
+
+
 def _backend_export_table(
     self: DynamoDBBackend,
     s3_bucket: str,
@@ -497,10 +888,14 @@ def _backend_export_table(
     client_token: str | None = None,
     s3_sse_algorithm: str | None = None,
     s3_sse_kms_key_id: str | None = None,
+    incremental_export_specification: dict[str, Any] | None = None,
 ) -> _Export:
     """Start an export the way AWS does (validation, idempotency, async files)."""
     from moto.dynamodb.exceptions import PointInTimeRecoveryUnavailable
 
+    export_type = export_type or "FULL_EXPORT"
+    spec = incremental_export_specification
+    incremental = export_type == "INCREMENTAL_EXPORT"
     params = _ExportParams(
         table_arn=table_arn,
         export_time=_aware(export_time),
@@ -510,7 +905,11 @@ def _backend_export_table(
         s3_sse_algorithm=s3_sse_algorithm,
         s3_sse_kms_key_id=s3_sse_kms_key_id,
         export_format=export_format or "DYNAMODB_JSON",
-        export_type=export_type or "FULL_EXPORT",
+        export_type=export_type,
+        # A FULL_EXPORT ignores IncrementalExportSpecification (as the emulator always has).
+        export_from_time=_aware(spec.get("ExportFromTime")) if incremental and spec else None,
+        export_to_time=_aware(spec.get("ExportToTime")) if incremental and spec else None,
+        export_view_type=((spec or {}).get("ExportViewType") or _DEFAULT_VIEW_TYPE) if incremental else None,
     )
     table = _find_table(self, table_arn)
     with _create_lock:
@@ -528,27 +927,48 @@ def _backend_export_table(
             raise _validation_error(
                 f"The emulator only produces DYNAMODB_JSON exports, not {params.export_format}"
             )
-        if params.export_type != "FULL_EXPORT":
-            raise _validation_error(
-                f"The emulator only produces FULL_EXPORT exports, not {params.export_type}"
-            )
+        if params.export_type not in ("FULL_EXPORT", "INCREMENTAL_EXPORT"):
+            raise _enum_error(params.export_type, "exportType", ("FULL_EXPORT", "INCREMENTAL_EXPORT"))
         if params.s3_sse_algorithm not in (None, *_S3_SSE):
             raise _validation_error(f"Invalid S3SseAlgorithm: {params.s3_sse_algorithm}")
+        if incremental:
+            if params.export_time is not None:
+                raise _validation_error(
+                    "ExportTime cannot be specified for an INCREMENTAL_EXPORT; "
+                    "use IncrementalExportSpecification.ExportFromTime and ExportToTime"
+                )
+            if params.export_from_time is None:
+                raise _validation_error(
+                    "IncrementalExportSpecification.ExportFromTime is required for an INCREMENTAL_EXPORT"
+                )
+            if params.export_view_type not in _VIEW_TYPES:
+                raise _enum_error(
+                    params.export_view_type, "incrementalExportSpecification.exportViewType", _VIEW_TYPES
+                )
         pitr = table.continuous_backups.get("PointInTimeRecoveryDescription", {})
         if pitr.get("PointInTimeRecoveryStatus") != "ENABLED":
             raise PointInTimeRecoveryUnavailable(name=table.name)
-        earliest, _latest = _pitr_window(pitr, now)
-        export_time_value = params.export_time or now
-        if not earliest <= export_time_value <= now:
-            raise _error(
-                "InvalidExportTimeException",
-                f"Export time {_iso(export_time_value)} is outside the point in time recovery window "
-                f"of table {table.name}: it must be between {_iso(earliest)} and {_iso(now)}",
-            )
+        earliest, latest = _pitr_window(pitr, now)
 
         settings = _settings
-        lines, billed = _snapshot(table)
-        export_id = f"{int(now.timestamp() * 1000):014d}-{secrets.token_hex(4)}"
+        window: _Window | None = None
+        export_time_value: datetime | None = None
+        if incremental:
+            window = _incremental_window(params, table, earliest, latest)
+            # AWS starts incremental exports on a whole second (ids like 01695097218000-...).
+            start_time = now.replace(microsecond=0)
+            lines, billed = _changes(table, window)
+        else:
+            start_time = now
+            export_time_value = params.export_time or now
+            if not earliest <= export_time_value <= now:
+                raise _error(
+                    "InvalidExportTimeException",
+                    f"Export time {_iso(export_time_value)} is outside the point in time recovery window "
+                    f"of table {table.name}: it must be between {_iso(earliest)} and {_iso(now)}",
+                )
+            lines, billed = _snapshot(table)
+        export_id = f"{int(start_time.timestamp() * 1000):014d}-{secrets.token_hex(4)}"
         export = _Export(
             params=params,
             arn=f"arn:{self.partition}:dynamodb:{self.region_name}:{self.account_id}"
@@ -559,11 +979,12 @@ def _backend_export_table(
             client_token=client_token,
             account_id=self.account_id,
             partition=self.partition,
-            start_time=now,
+            start_time=start_time,
             export_time=export_time_value,
             items_per_data_file=settings.items_per_data_file,
             lines=lines,
             billed_size_bytes=billed,
+            window=window,
         )
         _exports(self)[export.arn] = export
     export.write_started()
@@ -571,6 +992,31 @@ def _backend_export_table(
     timer.daemon = True  # never keep the process alive for an export
     timer.start()
     return export
+
+
+def _incremental_window(params: _ExportParams, table: Table, earliest: datetime, latest: datetime) -> _Window:
+    """Validate an incremental export's period the way AWS documents it."""
+    start = cast(datetime, params.export_from_time)
+    # "If this is not provided, the latest time with data available will be used."
+    end = params.export_to_time or latest
+    if start >= end:
+        # AWS's own wording for this case.
+        raise _validation_error(
+            "Incremental export period from time should not be greater or equal to incremental export "
+            "period to time"
+        )
+    if not _MIN_INCREMENTAL_PERIOD <= end - start <= _MAX_INCREMENTAL_PERIOD:
+        raise _validation_error(
+            f"Incremental export period must be between 15 minutes and 24 hours long; "
+            f"{_iso(start)} to {_iso(end)} is {end - start}"
+        )
+    if start < earliest or end > latest:
+        raise _error(
+            "InvalidExportTimeException",
+            f"Incremental export period {_iso(start)} to {_iso(end)} is outside the point in time recovery "
+            f"window of table {table.name}: it must be between {_iso(earliest)} and {_iso(latest)}",
+        )
+    return _Window(start=start, end=end, view_type=cast(str, params.export_view_type))
 
 
 def _export_for_token(backend: DynamoDBBackend, token: str, now: datetime) -> _Export | None:
@@ -623,6 +1069,7 @@ def _handle_export_table_to_point_in_time(self: DynamoHandler) -> ActionResult:
         client_token=body.get("ClientToken"),
         s3_sse_algorithm=body.get("S3SseAlgorithm"),
         s3_sse_kms_key_id=body.get("S3SseKmsKeyId"),
+        incremental_export_specification=body.get("IncrementalExportSpecification"),
     )
     return _action_result({"ExportDescription": export.response()})
 
@@ -665,6 +1112,53 @@ def _handle_list_exports(self: DynamoHandler) -> ActionResult:
 # --------------------------------------------------------------------------- servers
 
 
+_StartResponse = Callable[..., Any]
+
+
+class _ClockMiddleware:
+    """WSGI wrapper answering :data:`CLOCK_PATH` itself and passing everything else to moto.
+
+    ``GET`` returns ``{"offset_seconds", "now", "now_epoch_seconds"}``; ``POST`` with the JSON
+    body ``{"offset_seconds": <number>}`` sets the offset and returns the same document.  Like
+    moto's ``/moto-api/`` endpoints it answers on any host name.
+    """
+
+    def __init__(self, app: Callable[[dict[str, Any], _StartResponse], Iterable[bytes]]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: _StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != CLOCK_PATH:
+            return self.app(environ, start_response)
+        from werkzeug.wrappers import Request, Response
+
+        request = Request(environ)
+        status = 200
+        if request.method == "POST":
+            try:
+                payload = json.loads(request.get_data() or b"null")
+                if not isinstance(payload, dict) or "offset_seconds" not in payload:
+                    raise ValueError('expected a JSON object {"offset_seconds": <number>}')
+                _set_clock_offset_micros(_offset_micros(payload["offset_seconds"]))
+                body: dict[str, Any] = _clock_state()
+            except ValueError as exc:  # json.JSONDecodeError is a ValueError
+                status, body = 400, {"message": str(exc)}
+        elif request.method in ("GET", "HEAD"):
+            body = _clock_state()
+        else:
+            status, body = 405, {"message": f"{request.method} not allowed; use GET or POST"}
+        response = Response(json.dumps(body), status=status, mimetype="application/json")
+        if status == 405:
+            response.headers["Allow"] = "GET, HEAD, POST"
+        return cast(Iterable[bytes], response(environ, start_response))
+
+
+def _wsgi_app() -> _ClockMiddleware:
+    """moto's all-services app (as ``moto_server`` builds it), behind the clock endpoint."""
+    from moto.server import DomainDispatcherApplication, create_backend_app
+
+    return _ClockMiddleware(DomainDispatcherApplication(create_backend_app))
+
+
 class _Stop(Exception):
     """Raised by the SIGINT/SIGTERM handler to leave serve_forever() cleanly."""
 
@@ -678,7 +1172,7 @@ def serve(host: str = "127.0.0.1", port: int = 5000, **settings: Unpack[Emulator
     Werkzeug's per-request access lines are off unless the ``werkzeug`` logger was configured.
     """
     install(**settings)
-    from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from moto.server import MotoRequestHandler
     from werkzeug.serving import make_server
 
     access_log = logging.getLogger("werkzeug")
@@ -690,7 +1184,7 @@ def serve(host: str = "127.0.0.1", port: int = 5000, **settings: Unpack[Emulator
     server = make_server(
         host,
         port,
-        DomainDispatcherApplication(create_backend_app),
+        _wsgi_app(),
         threaded=True,
         request_handler=MotoRequestHandler,
     )
@@ -719,8 +1213,9 @@ _server_class: type[ThreadedMotoServer] | None = None
 
 
 def _threaded_server_class() -> type[ThreadedMotoServer]:
-    """ThreadedMotoServer that reports bind errors and closes its socket (moto 5.2.5 does neither:
-    a failed bind leaves start() waiting forever, and stop() leaves the port bound)."""
+    """ThreadedMotoServer that serves the clock endpoint, reports bind errors and closes its socket
+    (moto 5.2.5 does neither: a failed bind leaves start() waiting forever, and stop() leaves the
+    port bound)."""
     global _server_class
     if _server_class is None:
         from moto.server import ThreadedMotoServer
@@ -729,8 +1224,16 @@ def _threaded_server_class() -> type[ThreadedMotoServer]:
             startup_error: BaseException | None = None
 
             def _server_entry(self) -> None:
+                # ThreadedMotoServer._server_entry, with the clock endpoint in front of moto's app.
+                from moto.server import MotoRequestHandler
+                from werkzeug.serving import make_server
+
                 try:
-                    super()._server_entry()
+                    self._server = make_server(
+                        self._ip_address, self._port, _wsgi_app(), True, request_handler=MotoRequestHandler
+                    )
+                    self._server_ready_event.set()
+                    self._server.serve_forever()
                 except BaseException as exc:  # handed to start()'s caller
                     self.startup_error = exc
                     self._server_ready_event.set()

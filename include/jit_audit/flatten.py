@@ -16,7 +16,9 @@ Anything it does not understand is an error naming the source and line: nothing 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import IO, Any
 
@@ -152,20 +154,138 @@ def flatten_lines(lines: Iterable[bytes], source: str) -> Iterator[bytes]:
             raise FlattenError(source, line_number, str(error)) from None
 
 
+try:  # the C fast path; without a compiler the exact Python path does everything, only slower
+    from jit_audit._speedups import flatten_into as _flatten_into
+except ImportError:  # pragma: no cover - exercised where the extension is not built
+    _flatten_into = None
+
+#: How much decompressed input is read at a time; memory stays near a few of these.
+CHUNK_SIZE = 1 << 20
+
+
+@dataclass
+class Progress:
+    """Running totals handed to a progress callback."""
+
+    items: int = 0
+    bytes_in: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+    def describe(self) -> str:
+        seconds = max(self.seconds, 1e-9)
+        return (
+            f"{self.items:,} items, {self.bytes_in / 1e6:,.1f} MB in {seconds:,.1f} s "
+            f"({self.items / seconds:,.0f} items/s)"
+        )
+
+
+class _Flattener:
+    """Flattens complete lines held in a buffer: C where it can, the reference path elsewhere."""
+
+    def __init__(self, source: str, write: Callable[[Any], Any], use_fast_path: bool = True) -> None:
+        self.source = source
+        self.write = write
+        self.items = 0
+        self.fast = _flatten_into if use_fast_path else None
+        self.out = bytearray(3 * CHUNK_SIZE + 4096)
+
+    def lines(self, data: Any, stop: int) -> None:
+        """Flatten every line of ``data[:stop]``, which ends with a newline."""
+        position = 0
+        while position < stop:
+            status = 1
+            if self.fast is not None:
+                written, position, items, status = self.fast(data, position, stop, self.out)
+                if written:
+                    self.write(memoryview(self.out)[:written])
+                self.items += items
+                if status == 0:
+                    return
+                if status == 2:  # one very long line: make room and go on
+                    newline = data.index(b"\n", position)
+                    self.out = bytearray(3 * (newline - position) + 4096)
+                    continue
+            newline = data.index(b"\n", position)
+            self.reference_line(bytes(data[position : newline + 1]))
+            position = newline + 1
+
+    def reference_line(self, line: bytes) -> None:
+        line_number = self.items + 1
+        if not line.strip():
+            raise FlattenError(self.source, line_number, "empty line")
+        try:
+            self.write(flatten_line(line))
+        except _BadValue as error:
+            raise FlattenError(self.source, line_number, str(error)) from None
+        self.items += 1
+
+
 def flatten_stream(
-    lines: Iterable[bytes],
-    write: Callable[[bytes], Any],
+    source_stream: IO[bytes] | Iterable[bytes],
+    write: Callable[[Any], Any],
     source: str,
-    progress: Callable[[int], None] | None = None,
-    progress_every: int = 100_000,
+    progress: Callable[[Progress], None] | None = None,
+    progress_seconds: float = 10.0,
+    use_fast_path: bool = True,
 ) -> int:
-    """Flatten every line into ``write`` and return how many items were written."""
-    count = 0
-    for count, flat in enumerate(flatten_lines(lines, source), start=1):
-        write(flat)
-        if progress is not None and count % progress_every == 0:
-            progress(count)
-    return count
+    """Flatten a whole export file and return how many items were written.
+
+    ``source_stream`` is a readable binary stream (read in chunks into one reused buffer, so
+    memory does not grow with the file) or an iterable of lines. ``write`` receives bytes-like
+    objects valid only during the call. ``progress`` is called every ``progress_seconds``.
+    """
+    flattener = _Flattener(source, write, use_fast_path)
+    totals = Progress()
+    next_report = totals.started + progress_seconds
+
+    def report() -> None:
+        nonlocal next_report
+        totals.items = flattener.items
+        if progress is not None and time.monotonic() >= next_report:
+            progress(totals)
+            next_report = time.monotonic() + progress_seconds
+
+    if not hasattr(source_stream, "readinto"):
+        pending = b""
+        for line in source_stream if not hasattr(source_stream, "read") else iter(
+            lambda: source_stream.read(CHUNK_SIZE), b""  # type: ignore[union-attr]
+        ):
+            totals.bytes_in += len(line)
+            data = pending + line if pending else line
+            cut = data.rfind(b"\n") + 1
+            pending = data[cut:]
+            if cut:
+                flattener.lines(data, cut)
+                report()
+        if pending:
+            flattener.lines(pending + b"\n", len(pending) + 1)
+        return flattener.items
+
+    buffer = bytearray(CHUNK_SIZE)
+    filled = 0
+    while True:
+        read = source_stream.readinto(memoryview(buffer)[filled:])  # type: ignore[union-attr]
+        if not read:
+            break
+        totals.bytes_in += read
+        filled += read
+        cut = buffer.rfind(b"\n", 0, filled) + 1
+        if cut == 0:
+            if filled == len(buffer):  # a line longer than the buffer: grow it
+                buffer.extend(bytes(len(buffer)))
+            continue
+        flattener.lines(buffer, cut)
+        buffer[: filled - cut] = buffer[cut:filled]
+        filled -= cut
+        report()
+    if filled:
+        flattener.lines(bytes(buffer[:filled]) + b"\n", filled + 1)
+    totals.items = flattener.items
+    return flattener.items
 
 
 def is_gzip(head: bytes) -> bool:
@@ -175,10 +295,11 @@ def is_gzip(head: bytes) -> bool:
 
 def open_text_or_gzip(stream: IO[bytes]) -> IO[bytes]:
     """Wrap a binary stream so it yields decompressed bytes whether or not it is gzipped."""
-    import gzip
     import io
+
+    from jit_audit.codecs import gzip_reader
 
     buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)  # type: ignore[arg-type,type-var]
     if is_gzip(buffered.peek(2)):
-        return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
+        return gzip_reader(buffered)  # type: ignore[no-any-return]
     return buffered

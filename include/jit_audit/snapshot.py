@@ -16,17 +16,17 @@ All functions take a boto3 S3 client; none imports Airflow.
 from __future__ import annotations
 
 import base64
-import gzip
 import hashlib
+import io
 import json
 import tempfile
-import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import IO, Any
 
+from jit_audit.codecs import CODEC_ERRORS, deterministic_gzip_writer, gzip_reader
 from jit_audit.exports import export_id
-from jit_audit.flatten import FlattenError, flatten_stream
+from jit_audit.flatten import FlattenError, Progress, flatten_stream
 from jit_audit.layout import MANIFEST_NAME, SUCCESS_NAME, SnapshotLayout
 from jit_audit.manifest import DataFile, ManifestSummary, check_manifest_totals, parse_files, parse_summary
 
@@ -76,19 +76,22 @@ def read_manifests(
     return summary, files
 
 
-class _HashingReader:
+class _HashingReader(io.RawIOBase):
     """A read-only stream that hashes every byte passing through it."""
 
     def __init__(self, stream: Any) -> None:
+        super().__init__()
         self._stream = stream
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.size = 0
 
-    def read(self, size: int = -1) -> bytes:
-        data = self._stream.read(size if size is not None and size >= 0 else None)
+    def readinto(self, buffer: Any) -> int:
+        data = self._stream.read(len(buffer))
+        size = len(data)
+        buffer[:size] = data
         self.md5.update(data)
-        self.size += len(data)
-        return data
+        self.size += size
+        return size
 
     def readable(self) -> bool:
         return True
@@ -111,18 +114,13 @@ class _HashingWriter:
         self._stream.flush()
 
 
-def deterministic_gzip_writer(stream: Any) -> gzip.GzipFile:
-    """gzip with no name and no timestamp in its header, so equal input gives equal bytes."""
-    return gzip.GzipFile(filename="", mode="wb", fileobj=stream, mtime=0, compresslevel=6)
-
-
 def flatten_data_file(
     client: Any,
     layout: SnapshotLayout,
     data_file: DataFile,
     *,
     upload_extra_args: dict[str, str] | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[Progress], None] | None = None,
 ) -> PartResult:
     """Flatten one export data file into a staged part, verifying it against the manifest."""
     source = f"s3://{layout.bucket}/{data_file.key}"
@@ -132,9 +130,9 @@ def flatten_data_file(
     with tempfile.TemporaryFile() as spool:
         writer = _HashingWriter(spool)
         try:
-            with gzip.GzipFile(fileobj=reader, mode="rb") as lines, deterministic_gzip_writer(writer) as out:  # type: ignore[call-overload]
+            with gzip_reader(reader) as lines, deterministic_gzip_writer(writer) as out:
                 count = flatten_stream(lines, out.write, source, progress=progress)
-        except (EOFError, OSError, zlib.error) as error:
+        except CODEC_ERRORS as error:
             raise FlattenError(source, 0, f"cannot decompress ({error})") from None
         md5 = base64.b64encode(reader.md5.digest()).decode()
         if md5 != data_file.md5_checksum:

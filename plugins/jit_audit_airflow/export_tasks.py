@@ -57,7 +57,7 @@ def flatten_data_file(plan: dict[str, Any], data_file: dict[str, Any]) -> dict[s
     try:
         part = snapshot.flatten_data_file(
             s3, layout, source, upload_extra_args=plan["upload_extra_args"],
-            progress=lambda count: log.info("%s: %d items flattened", source.key, count),
+            progress=lambda totals: log.info("%s: %s so far", source.key, totals.describe()),
         )
     except (FlattenError, snapshot.IntegrityError) as error:
         raise AirflowFailException(str(error)) from error
