@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint demo clean
+.PHONY: venv test lint demo bench clean
 
 venv: $(STAMP)
 
@@ -24,5 +24,10 @@ test: lint
 demo: venv
 	$(BIN)/python scripts/demo.py
 
+# Flattening speed and memory against the runbook, TypeDeserializer and the codec floor (200k
+# items), the memory bound again on 2M items, and each DAG file's parse time.
+bench: venv
+	$(BIN)/python scripts/bench.py --items 200000 2000000
+
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .demo .bench .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,212 @@
+"""`make bench`: flattening speed and memory side by side with the baselines, and DAG parse cost.
+
+For an export of N realistic items (default 200,000; `--items 2000000` for the large run), each
+pipeline runs as its own process and is measured by the kernel (wait4: user+system CPU, peak RSS
+of the largest process) and a wall clock:
+
+1. the runbook:  zcat export.json.gz | python3 convert.py | gzip > out.jsonl.gz
+   (convert.py copied verbatim from the runbook)
+2. boto3's TypeDeserializer + json, with gzip.open: what most people would write instead
+3. the floor: decompress and recompress the same bytes with our codecs (ISA-L), nothing else
+4. jit-audit flatten --gzip
+
+Every pipeline's output is checked to have one line per item. Targets: our CPU <= 0.25x the
+runbook's and <= 1.5x the floor's; our peak RSS < 100 MiB at any size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+
+from bench_data import write_export  # noqa: E402
+
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+
+# The runbook's convert.py, verbatim.
+RUNBOOK_CONVERT = '''#!/usr/bin/env python3
+import json
+import sys
+
+for line in sys.stdin:
+    record = json.loads(line)
+    item = record.get("Item", {})
+    flat = {}
+    for key, value in item.items():
+        for type_key, type_value in value.items():
+            flat[key] = type_value
+    print(json.dumps(flat))
+'''
+
+# What most people write instead: boto3's deserializer, json, and gzip.open.
+TYPE_DESERIALIZER = '''import base64, gzip, json, sys
+from decimal import Decimal
+from boto3.dynamodb.types import Binary, TypeDeserializer
+
+deserializer = TypeDeserializer()
+
+
+def default(value):
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, set):
+        return sorted(value, key=str)
+    if isinstance(value, Binary):
+        return base64.b64encode(value.value).decode()
+    raise TypeError(type(value))
+
+
+with gzip.open(sys.argv[1], "rt") as source, gzip.open(sys.argv[2], "wt") as out:
+    for line in source:
+        item = json.loads(line)["Item"]
+        plain = {name: deserializer.deserialize(value) for name, value in item.items()}
+        out.write(json.dumps(plain, default=default) + "\\n")
+'''
+
+# The floor: the same decompress + recompress our flattener does, without flattening.
+FLOOR = '''import sys
+from jit_audit.codecs import deterministic_gzip_writer, gzip_reader
+
+with open(sys.argv[1], "rb") as raw_in, gzip_reader(raw_in) as source, open(sys.argv[2], "wb") as raw_out:
+    with deterministic_gzip_writer(raw_out) as out:
+        buffer = bytearray(1 << 20)
+        view = memoryview(buffer)
+        while read := source.readinto(buffer):
+            out.write(view[:read])
+'''
+
+
+def measure(argv: list[str], *, stdin: Path | None = None, stdout: Path | None = None) -> dict[str, float]:
+    """Run one pipeline; CPU and peak RSS come from the kernel's accounting of the process tree."""
+    stdin_file = open(stdin, "rb") if stdin else subprocess.DEVNULL
+    stdout_file = open(stdout, "wb") if stdout else subprocess.DEVNULL
+    try:
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, stdin=stdin_file, stdout=stdout_file)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+    finally:
+        for handle in (stdin_file, stdout_file):
+            if hasattr(handle, "close"):
+                handle.close()  # type: ignore[union-attr]
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"{argv[:3]} failed with exit code {process.returncode}")
+    return {"cpu": usage.ru_utime + usage.ru_stime, "wall": wall, "rss_mib": usage.ru_maxrss / 1024}
+
+
+def count_lines(path: Path) -> int:
+    from jit_audit.codecs import gzip_reader
+
+    lines = 0
+    with open(path, "rb") as raw, gzip_reader(raw) as source:
+        while chunk := source.read(1 << 20):
+            lines += chunk.count(b"\n")
+    return lines
+
+
+def run_pipelines(export: Path, items: int, work: Path, skip_slow: bool) -> list[dict]:
+    convert = work / "convert.py"
+    convert.write_text(RUNBOOK_CONVERT)
+    deserializer = work / "type_deserializer.py"
+    deserializer.write_text(TYPE_DESERIALIZER)
+    floor = work / "floor.py"
+    floor.write_text(FLOOR)
+    pipelines = []
+    if not skip_slow:
+        pipelines.append((
+            "runbook: zcat | convert.py | gzip",
+            # File names travel as positional parameters, never spliced into the script.
+            ["bash", "-o", "pipefail", "-c", 'zcat "$1" | "$2" "$3" | gzip > "$4"', "bench", str(export), PYTHON,
+             str(convert), str(work / "runbook.jsonl.gz")],
+            None, None, work / "runbook.jsonl.gz",
+        ))
+        pipelines.append((
+            "boto3 TypeDeserializer + json",
+            [PYTHON, str(deserializer), str(export), str(work / "deserializer.jsonl.gz")],
+            None, None, work / "deserializer.jsonl.gz",
+        ))
+    pipelines.append((
+        "floor: ISA-L decompress + recompress",
+        [PYTHON, str(floor), str(export), str(work / "floor.json.gz")], None, None, work / "floor.json.gz",
+    ))
+    pipelines.append((
+        "jit-audit flatten --gzip",
+        [str(BIN / "jit-audit"), "flatten", "--gzip"], export, work / "ours.jsonl.gz", work / "ours.jsonl.gz",
+    ))
+    results = []
+    for name, argv, stdin, stdout, output in pipelines:
+        figures = measure(argv, stdin=stdin, stdout=stdout)
+        lines = count_lines(output)
+        if lines != items:
+            raise SystemExit(f"{name}: wrote {lines} lines for {items} items")
+        figures.update(name=name, items_per_s=items / figures["wall"], lines=lines)
+        results.append(figures)
+        print(f"  measured {name}: {figures['cpu']:.2f} s CPU", flush=True)
+    return results
+
+
+def print_table(results: list[dict], items: int, size_mb: float) -> bool:
+    by_name = {result["name"]: result for result in results}
+    ours = by_name["jit-audit flatten --gzip"]
+    floor = by_name["floor: ISA-L decompress + recompress"]
+    runbook = by_name.get("runbook: zcat | convert.py | gzip")
+    print(f"\nFlattening {items:,} items ({size_mb:,.0f} MB of DynamoDB JSON, gzipped):\n")
+    header = f"{'pipeline':<38} {'CPU s':>7} {'wall s':>7} {'items/s':>11} {'peak RSS MiB':>13} {'CPU/runbook':>12} {'CPU/floor':>10}"
+    print(header)
+    print("-" * len(header))
+    for result in results:
+        versus_runbook = f"{result['cpu'] / runbook['cpu']:.3f}x" if runbook else "-"
+        print(f"{result['name']:<38} {result['cpu']:>7.2f} {result['wall']:>7.2f} {result['items_per_s']:>11,.0f} "
+              f"{result['rss_mib']:>13.1f} {versus_runbook:>12} {result['cpu'] / floor['cpu']:>9.2f}x")
+    checks = [(f"our peak RSS {ours['rss_mib']:.1f} MiB < 100 MiB", ours["rss_mib"] < 100),
+              (f"our CPU {ours['cpu'] / floor['cpu']:.2f}x the floor <= 1.5x", ours["cpu"] <= 1.5 * floor["cpu"])]
+    if runbook:
+        checks.append((f"our CPU {ours['cpu'] / runbook['cpu']:.3f}x the runbook's <= 0.25x", ours["cpu"] <= 0.25 * runbook["cpu"]))
+    print()
+    for text, ok in checks:
+        print(f"  {'PASS' if ok else 'FAIL'}  {text}")
+    return all(ok for _, ok in checks)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, nargs="+", default=[200_000],
+                        help="export sizes to run (the baselines run only on the first)")
+    parser.add_argument("--no-parse", action="store_true", help="skip the DAG parse-time measurement")
+    args = parser.parse_args()
+    data = REPO / ".bench"
+    data.mkdir(exist_ok=True)
+    ok = True
+    for position, items in enumerate(args.items):
+        export = data / f"export-{items}.json.gz"
+        print(f"preparing {export.relative_to(REPO)} ...", flush=True)
+        write_export(export, items)
+        from jit_audit.codecs import gzip_reader
+
+        with open(export, "rb") as raw, gzip_reader(raw) as source:
+            size = 0
+            while chunk := source.read(1 << 20):
+                size += len(chunk)
+        with tempfile.TemporaryDirectory(prefix="jit-audit-bench-") as work:
+            results = run_pipelines(export, items, Path(work), skip_slow=position > 0)
+            ok = print_table(results, items, size / 1e6) and ok
+    if not args.no_parse:
+        from bench_parse import main as parse_main
+
+        print()
+        ok = parse_main() == 0 and ok
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
