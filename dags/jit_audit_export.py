@@ -52,9 +52,10 @@ JSONL_SNAPSHOT = Asset(name="jit_audit_jsonl_snapshot", uri="x-jit-audit://jit_a
 def jit_audit_export():
     @task(multiple_outputs=True)
     def plan(**context):
+        from jit_audit_airflow.export_tasks import has_baseline
         from jit_audit_airflow.settings import plan_snapshot
 
-        return plan_snapshot(context)
+        return plan_snapshot(context, has_baseline)
 
     run_plan = plan()
 
@@ -62,6 +63,7 @@ def jit_audit_export():
         task_id="wait_for_restorable_time",
         table_name=run_plan["table"],
         export_time=run_plan["export_time"],
+        export_from_time=run_plan["window_start"],
         aws_conn_id=run_plan["aws_conn_id"],
         timeout=6 * 3600,
     )
@@ -70,6 +72,7 @@ def jit_audit_export():
         task_id="start_export",
         table_name=run_plan["table"],
         export_time=run_plan["export_time"],
+        export_from_time=run_plan["window_start"],
         s3_bucket=run_plan["bucket"],
         s3_prefix=run_plan["raw_prefix"],
         s3_bucket_owner=run_plan["bucket_owner"],

@@ -97,27 +97,47 @@ def describe_export(client: Any, export_arn: str) -> dict[str, Any]:
     return client.describe_export(ExportArn=export_arn)["ExportDescription"]
 
 
-def _same_snapshot(description: dict[str, Any], bucket: str, s3_prefix: str, export_time: datetime) -> bool:
+#: The view incremental exports are requested with: deletions keep the item's last image.
+INCREMENTAL_VIEW = "NEW_AND_OLD_IMAGES"
+
+
+def _same_snapshot(
+    description: dict[str, Any], bucket: str, s3_prefix: str, export_time: datetime, window_start: datetime | None
+) -> bool:
+    if description.get("S3Bucket") != bucket or (description.get("S3Prefix") or "") != s3_prefix:
+        return False
+    if window_start is None:
+        return (
+            description.get("ExportType", "FULL_EXPORT") == "FULL_EXPORT"
+            and description.get("ExportTime") is not None
+            and as_export_time(description["ExportTime"]) == export_time
+        )
+    spec = description.get("IncrementalExportSpecification") or {}
     return (
-        description.get("S3Bucket") == bucket
-        and (description.get("S3Prefix") or "") == s3_prefix
-        and description.get("ExportTime") is not None
-        and as_export_time(description["ExportTime"]) == export_time
-        and description.get("ExportType", "FULL_EXPORT") == "FULL_EXPORT"
+        description.get("ExportType") == "INCREMENTAL_EXPORT"
+        and spec.get("ExportFromTime") is not None
+        and spec.get("ExportToTime") is not None
+        and as_export_time(spec["ExportFromTime"]) == window_start
+        and as_export_time(spec["ExportToTime"]) == export_time
     )
 
 
 def matching_exports(
-    client: Any, table_arn_: str, bucket: str, s3_prefix: str, export_time: datetime
+    client: Any,
+    table_arn_: str,
+    bucket: str,
+    s3_prefix: str,
+    export_time: datetime,
+    window_start: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Every export of this table to this bucket, prefix and time, whatever its status."""
+    """Every export of this table to this bucket, prefix and time (or window), whatever its status."""
     found = []
     kwargs: dict[str, Any] = {"TableArn": table_arn_, "MaxResults": 25}
     while True:
         page = client.list_exports(**kwargs)
         for summary in page.get("ExportSummaries", []):
             description = describe_export(client, summary["ExportArn"])
-            if _same_snapshot(description, bucket, s3_prefix, export_time):
+            if _same_snapshot(description, bucket, s3_prefix, export_time, window_start):
                 found.append(description)
         token = page.get("NextToken")
         if not token:
@@ -141,30 +161,44 @@ def find_or_start_export(
     s3_prefix: str,
     bucket_owner: str | None = None,
     kms_key_id: str | None = None,
+    window_start: datetime | str | None = None,
 ) -> ExportStart:
     """Return the export of this snapshot, starting it only if none is running or done.
 
-    A retry or a re-run finds the earlier export through ListExports; the ClientToken covers the
-    race of two attempts starting at once (DynamoDB answers both with the same export).
+    With ``window_start`` it is an incremental export of the changes in
+    [window_start, export_time); otherwise a full export as of ``export_time``. A retry or a re-run
+    finds the earlier export through ListExports; the ClientToken covers the race of two attempts
+    starting at once (DynamoDB answers both with the same export).
     """
     export_time = as_export_time(export_time)
+    start = None if window_start is None else as_export_time(window_start)
     arn = table_arn(client, table_name)
-    existing = matching_exports(client, arn, bucket, s3_prefix, export_time)
+    existing = matching_exports(client, arn, bucket, s3_prefix, export_time, start)
     for description in existing:
         if description["ExportStatus"] in REUSABLE_STATUSES:
             return ExportStart(description["ExportArn"], reused=True, status=description["ExportStatus"])
     failed = sum(1 for description in existing if description["ExportStatus"] == "FAILED")
     request: dict[str, Any] = {
         "TableArn": arn,
-        "ExportTime": export_time,
         "ClientToken": client_token(
-            table_arn=arn, export_time=export_time, bucket=bucket, s3_prefix=s3_prefix, attempt=failed
+            table_arn=arn, export_time=export_time, bucket=bucket, s3_prefix=s3_prefix, attempt=failed,
+            window_start=start,
         ),
         "S3Bucket": bucket,
         "S3Prefix": s3_prefix,
         "ExportFormat": "DYNAMODB_JSON",
-        "ExportType": "FULL_EXPORT",
     }
+    if start is None:
+        request.update(ExportType="FULL_EXPORT", ExportTime=export_time)
+    else:
+        request.update(
+            ExportType="INCREMENTAL_EXPORT",
+            IncrementalExportSpecification={
+                "ExportFromTime": start,
+                "ExportToTime": export_time,
+                "ExportViewType": INCREMENTAL_VIEW,
+            },
+        )
     if bucket_owner:
         request["S3BucketOwner"] = bucket_owner
     if kms_key_id:

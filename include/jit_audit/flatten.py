@@ -10,7 +10,9 @@ need the values themselves, exactly, so this module:
 * keeps every attribute, in the export's order, and adds ``event_time`` and ``event_id`` split
   from ``event_time_event_id`` when the item does not carry them already.
 
-Anything it does not understand is an error naming the source and line: nothing is skipped.
+Incremental exports (``{"Metadata", "Keys", "NewImage", "OldImage"}`` lines) become change
+records, see ``flatten_change``. Anything it does not understand is an error naming the source
+and line: nothing is skipped.
 """
 
 from __future__ import annotations
@@ -131,25 +133,83 @@ def flatten_item(item: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def flatten_line(line: bytes) -> bytes:
-    """Flatten one export line ``{"Item": {...}}`` to one JSON Lines line, newline included."""
+_INCREMENTAL_FIELDS = {"Metadata", "Keys", "NewImage", "OldImage"}
+
+
+def _write_time(metadata: Any) -> tuple[orjson.Fragment, str]:
+    """``Metadata.WriteTimestampMicros`` as an exact number and as ISO-8601 UTC text."""
+    if not isinstance(metadata, dict) or set(metadata) != {"WriteTimestampMicros"}:
+        raise _BadValue('Metadata must be {"WriteTimestampMicros": {"N": ...}}')
+    stamp = metadata["WriteTimestampMicros"]
+    if not isinstance(stamp, dict) or set(stamp) != {"N"} or not isinstance(stamp["N"], str) or not stamp["N"].isdigit():
+        raise _BadValue("WriteTimestampMicros must be {\"N\": <whole microseconds>}")
+    micros = int(stamp["N"])
+    seconds, fraction = divmod(micros, 1_000_000)
+    moment = time.gmtime(seconds)
+    return orjson.Fragment(stamp["N"]), time.strftime("%Y-%m-%dT%H:%M:%S", moment) + f".{fraction:06d}Z"
+
+
+def flatten_change(record: dict[str, Any], view: str | None = None) -> dict[str, Any]:
+    """Flatten one line of an incremental export to the documented change record.
+
+    ``{"operation", "write_time", "write_timestamp_micros", "keys", "new_image", "old_image"}``:
+    REMOVE when there is no new image (the deleted item's keys and, with NEW_AND_OLD_IMAGES, its
+    last image are kept), MODIFY when both images are there, INSERT when only the new one is and
+    the export carries old images (``view`` NEW_AND_OLD_IMAGES), PUT when the export cannot tell
+    an insert from an update (``view`` NEW_IMAGE or unknown).
+    """
+    if "Keys" not in record or "Metadata" not in record:
+        raise _BadValue("an incremental export line needs Metadata and Keys")
+    keys = record["Keys"]
+    if not isinstance(keys, dict) or not keys:
+        raise _BadValue("Keys must be a non-empty object")
+    micros, write_time = _write_time(record["Metadata"])
+    new_image = record.get("NewImage")
+    old_image = record.get("OldImage")
+    for name, image in (("NewImage", new_image), ("OldImage", old_image)):
+        if image is not None and not isinstance(image, dict):
+            raise _BadValue(f"{name} must be an object")
+    if new_image is None:
+        operation = "REMOVE"
+    elif old_image is not None:
+        operation = "MODIFY"
+    else:
+        operation = "INSERT" if view == "NEW_AND_OLD_IMAGES" else "PUT"
+    return {
+        "operation": operation,
+        "write_time": write_time,
+        "write_timestamp_micros": micros,
+        "keys": {name: plain_value(value) for name, value in keys.items()},
+        "new_image": None if new_image is None else flatten_item(new_image),
+        "old_image": None if old_image is None else flatten_item(old_image),
+    }
+
+
+def flatten_line(line: bytes, view: str | None = None) -> bytes:
+    """Flatten one export line to one JSON Lines line, newline included.
+
+    A full export's line is ``{"Item": {...}}``; an incremental export's is
+    ``{"Metadata": ..., "Keys": ..., "NewImage": ..., "OldImage": ...}`` (see ``flatten_change``).
+    """
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError as error:
         raise _BadValue(f"not valid JSON ({error})") from None
-    if not isinstance(record, dict) or set(record) != {"Item"} or not isinstance(record["Item"], dict):
-        raise _BadValue('expected an object of the form {"Item": {...}}')
-    return orjson.dumps(flatten_item(record["Item"]), option=orjson.OPT_APPEND_NEWLINE)
+    if isinstance(record, dict) and set(record) == {"Item"} and isinstance(record["Item"], dict):
+        return orjson.dumps(flatten_item(record["Item"]), option=orjson.OPT_APPEND_NEWLINE)
+    if isinstance(record, dict) and record and set(record) <= _INCREMENTAL_FIELDS and "Keys" in record:
+        return orjson.dumps(flatten_change(record, view), option=orjson.OPT_APPEND_NEWLINE)
+    raise _BadValue('expected {"Item": {...}} or an incremental export line {"Metadata", "Keys", ...}')
 
 
-def flatten_lines(lines: Iterable[bytes], source: str) -> Iterator[bytes]:
+def flatten_lines(lines: Iterable[bytes], source: str, view: str | None = None) -> Iterator[bytes]:
     """Yield the flattened form of each export line; a bad line raises FlattenError."""
     line_number = 0
     for line_number, line in enumerate(lines, start=1):  # noqa: B007 - used after the loop
         if not line.strip():
             raise FlattenError(source, line_number, "empty line")
         try:
-            yield flatten_line(line)
+            yield flatten_line(line, view)
         except _BadValue as error:
             raise FlattenError(source, line_number, str(error)) from None
 
@@ -186,8 +246,11 @@ class Progress:
 class _Flattener:
     """Flattens complete lines held in a buffer: C where it can, the reference path elsewhere."""
 
-    def __init__(self, source: str, write: Callable[[Any], Any], use_fast_path: bool = True) -> None:
+    def __init__(
+        self, source: str, write: Callable[[Any], Any], use_fast_path: bool = True, view: str | None = None
+    ) -> None:
         self.source = source
+        self.view = view
         self.write = write
         self.items = 0
         self.fast = _flatten_into if use_fast_path else None
@@ -218,7 +281,7 @@ class _Flattener:
         if not line.strip():
             raise FlattenError(self.source, line_number, "empty line")
         try:
-            self.write(flatten_line(line))
+            self.write(flatten_line(line, self.view))
         except _BadValue as error:
             raise FlattenError(self.source, line_number, str(error)) from None
         self.items += 1
@@ -231,6 +294,7 @@ def flatten_stream(
     progress: Callable[[Progress], None] | None = None,
     progress_seconds: float = 10.0,
     use_fast_path: bool = True,
+    view: str | None = None,
 ) -> int:
     """Flatten a whole export file and return how many items were written.
 
@@ -238,7 +302,7 @@ def flatten_stream(
     memory does not grow with the file) or an iterable of lines. ``write`` receives bytes-like
     objects valid only during the call. ``progress`` is called every ``progress_seconds``.
     """
-    flattener = _Flattener(source, write, use_fast_path)
+    flattener = _Flattener(source, write, use_fast_path, view)
     totals = Progress()
     next_report = totals.started + progress_seconds
 

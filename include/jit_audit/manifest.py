@@ -38,11 +38,14 @@ class DataFile:
 @dataclass(frozen=True)
 class ManifestSummary:
     export_arn: str
+    #: The snapshot's time; for an incremental export, the end of its window (exportToTime).
     export_time: str
     item_count: int
     manifest_files_key: str
     output_format: str
     export_type: str
+    export_from_time: str | None = None
+    output_view: str | None = None
 
 
 def _require(document: dict[str, Any], field: str, kind: type, where: str) -> Any:
@@ -59,13 +62,17 @@ def parse_summary(text: bytes | str, where: str = "manifest-summary.json") -> Ma
         raise ManifestError(f"{where}: not valid JSON ({error})") from None
     if not isinstance(document, dict):
         raise ManifestError(f"{where}: expected a JSON object")
+    export_type = document.get("exportType", "FULL_EXPORT")
+    incremental = export_type == "INCREMENTAL_EXPORT"
     summary = ManifestSummary(
         export_arn=_require(document, "exportArn", str, where),
-        export_time=_require(document, "exportTime", str, where),
+        export_time=_require(document, "exportToTime" if incremental else "exportTime", str, where),
         item_count=_require(document, "itemCount", int, where),
         manifest_files_key=_require(document, "manifestFilesS3Key", str, where),
         output_format=document.get("outputFormat", "DYNAMODB_JSON"),
-        export_type=document.get("exportType", "FULL_EXPORT"),
+        export_type=export_type,
+        export_from_time=_require(document, "exportFromTime", str, where) if incremental else None,
+        output_view=document.get("outputView") if incremental else None,
     )
     if summary.output_format != "DYNAMODB_JSON":
         raise ManifestError(f"{where}: outputFormat {summary.output_format!r} is not DYNAMODB_JSON")

@@ -38,6 +38,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("jit_audit_retention_min_days", "365", "S3 lifecycle must keep exports at least this many days."),
     SettingSpec("jit_audit_retention_max_days", "", "If set, S3 lifecycle must expire exports within this many days."),
     SettingSpec("jit_audit_pitr_min_recovery_days", "35", "Minimum point-in-time recovery period of the table."),
+    SettingSpec("jit_audit_export_mode", "full", "full: a snapshot per run; incremental: a full baseline once, then changes."),
+    SettingSpec("jit_audit_incremental_period_minutes", "1440", "Incremental mode: each run exports the changes of this many minutes before its export time (15-1440; match the schedule)."),
 )
 
 
@@ -57,6 +59,8 @@ class ExportSettings:
     retention_min_days: int
     retention_max_days: int | None
     pitr_min_recovery_days: int
+    export_mode: str
+    incremental_period_minutes: int
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,4 +120,16 @@ def load_settings(lookup: Callable[[str], str | None]) -> ExportSettings:
         pitr_min_recovery_days=_int(
             "jit_audit_pitr_min_recovery_days", raw["jit_audit_pitr_min_recovery_days"], 1, 35
         ),
+        export_mode=_mode(raw["jit_audit_export_mode"]),
+        # DynamoDB accepts incremental windows from 15 minutes to 24 hours.
+        incremental_period_minutes=_int(
+            "jit_audit_incremental_period_minutes", raw["jit_audit_incremental_period_minutes"], 15, 1440
+        ),
     )
+
+
+def _mode(text: str) -> str:
+    mode = text.strip().lower()
+    if mode not in ("full", "incremental"):
+        raise SettingsError(f"Variable jit_audit_export_mode must be 'full' or 'incremental', got {text!r}")
+    return mode

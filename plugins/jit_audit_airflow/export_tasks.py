@@ -41,6 +41,14 @@ def _manifests(plan: dict[str, Any], export_arn: str) -> tuple[Any, list[DataFil
     return summary, files, int(description.get("ItemCount", summary.item_count))
 
 
+def has_baseline(settings: Any, layout: SnapshotLayout) -> bool:
+    """Incremental mode: is there a published full snapshot to build on?"""
+    found = snapshot.has_baseline(S3Hook(aws_conn_id=settings.aws_conn_id).get_conn(), layout)
+    if not found:
+        log.info("No full snapshot of %s before %s yet: this run takes the baseline", layout.table, layout.window_start)
+    return found
+
+
 def list_data_files(plan: dict[str, Any], export_arn: str) -> list[dict[str, Any]]:
     """The export's data files from its manifests, once the manifests agree with DescribeExport."""
     summary, files, item_count = _manifests(plan, export_arn)
@@ -56,7 +64,7 @@ def flatten_data_file(plan: dict[str, Any], data_file: dict[str, Any]) -> dict[s
     s3 = S3Hook(aws_conn_id=plan["aws_conn_id"]).get_conn()
     try:
         part = snapshot.flatten_data_file(
-            s3, layout, source, upload_extra_args=plan["upload_extra_args"],
+            s3, layout, source, upload_extra_args=plan["upload_extra_args"], view=plan.get("view"),
             progress=lambda totals: log.info("%s: %s so far", source.key, totals.describe()),
         )
     except (FlattenError, snapshot.IntegrityError) as error:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from jit_audit.exports import as_export_time
+from jit_audit.exports import INCREMENTAL_VIEW, as_export_time
 from jit_audit.layout import SnapshotLayout
 from jit_audit.settings import ExportSettings, load_settings
 
@@ -30,8 +32,12 @@ def snapshot_moment(context: Any) -> tuple[datetime, date]:
     return export_time, export_time.date()
 
 
-def plan_snapshot(context: Any) -> dict[str, Any]:
-    """Everything the export's tasks need, resolved once per run and shared through XCom."""
+def plan_snapshot(context: Any, has_baseline: Callable[[ExportSettings, SnapshotLayout], bool]) -> dict[str, Any]:
+    """Everything the export's tasks need, resolved once per run and shared through XCom.
+
+    In incremental mode a run exports the changes of the period before its export time, once a
+    full baseline snapshot exists (``has_baseline``); until then it takes that baseline.
+    """
     settings = read_settings()
     export_time, snapshot_date = snapshot_moment(context)
     layout = SnapshotLayout(
@@ -41,10 +47,16 @@ def plan_snapshot(context: Any) -> dict[str, Any]:
         snapshot_date=snapshot_date,
         export_time=export_time,
     )
+    if settings.export_mode == "incremental":
+        window_start = export_time - timedelta(minutes=settings.incremental_period_minutes)
+        if has_baseline(settings, replace(layout, window_start=window_start)):
+            layout = replace(layout, window_start=window_start)
     return {
         **settings.to_dict(),
         "layout": layout.to_dict(),
         "export_time": layout.to_dict()["export_time"],
+        "window_start": layout.to_dict()["window_start"],
+        "view": INCREMENTAL_VIEW if layout.incremental else None,
         "raw_prefix": layout.raw_prefix,
         "published_prefix": layout.published_prefix,
         "export_timeout_seconds": settings.export_timeout_minutes * 60,

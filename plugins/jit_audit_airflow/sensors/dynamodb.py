@@ -33,13 +33,14 @@ class DynamoDBPointInTimeWindowSensor(BaseSensorOperator):
     triggerer.
     """
 
-    template_fields: Sequence[str] = ("table_name", "export_time", "aws_conn_id")
+    template_fields: Sequence[str] = ("table_name", "export_time", "export_from_time", "aws_conn_id")
 
     def __init__(
         self,
         *,
         table_name: str,
         export_time: datetime | str,
+        export_from_time: datetime | str | None = None,
         aws_conn_id: str | None = "aws_default",
         deferrable: bool = True,
         **kwargs: Any,
@@ -48,6 +49,7 @@ class DynamoDBPointInTimeWindowSensor(BaseSensorOperator):
         super().__init__(**kwargs)
         self.table_name = table_name
         self.export_time = export_time
+        self.export_from_time = export_from_time
         self.aws_conn_id = aws_conn_id
         self.deferrable = deferrable
 
@@ -59,6 +61,8 @@ class DynamoDBPointInTimeWindowSensor(BaseSensorOperator):
         export_time = as_export_time(self.export_time)
         window = recovery_window(self.hook.client, self.table_name)
         try:
+            if self.export_from_time:  # an incremental window must start inside the recovery window too
+                window.verdict(as_export_time(self.export_from_time))
             verdict = window.verdict(export_time)
         except (PointInTimeRecoveryDisabled, ExportTimeTooOld) as error:
             raise AirflowFailException(str(error)) from error
