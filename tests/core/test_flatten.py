@@ -123,3 +123,56 @@ def test_cli_flatten_fails_loudly_on_bad_input():
     result = _cli(truncated)
     assert result.returncode == 1
     assert b"cannot read input" in result.stderr
+
+
+def change_line(**parts) -> bytes:
+    record = {"Metadata": {"WriteTimestampMicros": {"N": "1764064800123456"}},
+              "Keys": {"request_id": {"S": "r1"}, "event_time_event_id": {"S": "2026-11-25T10:00:00Z#e1"}}, **parts}
+    return json.dumps(record).encode()
+
+
+IMAGE = {"request_id": {"S": "r1"}, "event_time_event_id": {"S": "2026-11-25T10:00:00Z#e1"}, "n": {"N": "1.10"}}
+
+
+@pytest.mark.parametrize(
+    ("parts", "view", "operation"),
+    [
+        ({"NewImage": IMAGE}, "NEW_AND_OLD_IMAGES", "INSERT"),
+        ({"NewImage": IMAGE}, "NEW_IMAGE", "PUT"),
+        ({"NewImage": IMAGE}, None, "PUT"),
+        ({"NewImage": IMAGE, "OldImage": IMAGE}, "NEW_AND_OLD_IMAGES", "MODIFY"),
+        ({"OldImage": IMAGE}, "NEW_AND_OLD_IMAGES", "REMOVE"),
+        ({}, "NEW_IMAGE", "REMOVE"),
+    ],
+)
+def test_incremental_lines_become_change_records(parts, view, operation):
+    change = json.loads(flatten_line(change_line(**parts), view), parse_float=Decimal)
+    assert change["operation"] == operation
+    assert change["write_time"] == "2025-11-25T10:00:00.123456Z"
+    assert change["write_timestamp_micros"] == 1764064800123456
+    assert change["keys"] == {"request_id": "r1", "event_time_event_id": "2026-11-25T10:00:00Z#e1"}
+    for name, key in (("new_image", "NewImage"), ("old_image", "OldImage")):
+        if key in parts:
+            assert change[name]["n"] == Decimal("1.10") and change[name]["event_id"] == "e1"
+        else:
+            assert change[name] is None
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b'{"Keys": {"a": {"S": "x"}}}', "needs Metadata and Keys"),
+        (b'{"Metadata": {"WriteTimestampMicros": {"N": "1.5"}}, "Keys": {"a": {"S": "x"}}}', "whole microseconds"),
+        (b'{"Metadata": {"WriteTimestampMicros": {"N": "1"}}, "Keys": {}}', "non-empty"),
+        (b'{"Metadata": {"WriteTimestampMicros": {"N": "1"}}, "Keys": {"a": {"S": "x"}}, "NewImage": []}', "must be an object"),
+    ],
+)
+def test_bad_incremental_lines_are_errors(line, reason):
+    with pytest.raises(FlattenError, match=reason):
+        list(flatten_lines([line], "changes.json.gz"))
+
+
+def test_cli_flattens_incremental_exports_too():
+    result = _cli(change_line(OldImage=IMAGE) + b"\n")
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["operation"] == "REMOVE"

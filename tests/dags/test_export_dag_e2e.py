@@ -123,3 +123,67 @@ def test_a_failed_export_fails_the_run_with_dynamodbs_reason_and_publishes_nothi
     description = aws.client("dynamodb").describe_export(ExportArn=arn)["ExportDescription"]
     assert (description["ExportStatus"], description["FailureCode"]) == ("FAILED", "S3NoSuchBucket")
     assert published(aws, logical_date.date().isoformat()) == {}
+
+
+def set_clock(aws, moment: datetime | None) -> None:
+    """Move the emulator's clock (its write stamps) to ``moment``; None puts it back to now."""
+    import urllib.request
+
+    offset = 0.0 if moment is None else (moment - datetime.now(UTC)).total_seconds()
+    request = urllib.request.Request(
+        f"{aws.endpoint_url}/jit-audit-emulator/clock", data=json.dumps({"offset_seconds": offset}).encode(),
+        method="POST", headers={"Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=10)
+
+
+def test_incremental_mode_takes_a_baseline_then_publishes_each_windows_changes(aws, dagbag, monkeypatch):
+    for name, value in VARIABLES.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AIRFLOW_VAR_JIT_AUDIT_EXPORT_MODE", "incremental")
+    table = aws.resource("dynamodb").Table("jit_audit")
+    try:
+        set_clock(aws, day(3) + timedelta(hours=12))
+        seeded = seed(aws.resource("dynamodb"), "jit_audit", requests=30).events
+        ensure_bucket(aws.client("s3"), BUCKET, prefix=PREFIX, retention_days=400)
+        set_clock(aws, None)
+
+        state, tasks = run(dagbag, day(2))
+        assert state == "success", tasks
+        baseline = json.loads(published(aws, day(2).date().isoformat())["_manifest.json"])
+        assert baseline["kind"] == "snapshot" and baseline["counts"]["lines_written"] == seeded
+
+        set_clock(aws, day(2) + timedelta(hours=6))
+        existing = table.scan(Limit=2)["Items"]
+        changed, deleted = existing[0], existing[1]
+        for index in range(3):
+            table.put_item(Item={"request_id": f"req-new-{index}", "event_time_event_id": f"2026-11-20T00:00:0{index}Z#n{index}",
+                                 "event_type": "REQUESTED"})
+        table.put_item(Item={**changed, "event_type": "REVOKED"})
+        table.delete_item(Key={"request_id": deleted["request_id"], "event_time_event_id": deleted["event_time_event_id"]})
+    finally:
+        set_clock(aws, None)
+
+    state, tasks = run(dagbag, day(1))
+    assert state == "success", tasks
+    s3 = aws.client("s3")
+    window = f"change_window={day(2):%Y%m%dT%H%M%SZ}_{day(1):%Y%m%dT%H%M%SZ}"
+    prefix = f"{PREFIX}/jsonl/table=jit_audit/{window}/"
+    keys = sorted(item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"])
+    assert {prefix + "_SUCCESS", prefix + "_manifest.json", prefix + "part-00000.jsonl.gz"} == set(keys)
+    manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=prefix + "_manifest.json")["Body"].read())
+    assert manifest["kind"] == "changes"
+    assert manifest["counts"] == {"describe_export_item_count": 5, "manifest_item_count": 5, "lines_written": 5}
+    changes = [json.loads(line) for key in keys if key.endswith(".jsonl.gz")
+               for line in gzip.decompress(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()).splitlines()]
+    by_operation: dict[str, list[dict]] = {}
+    for change in changes:
+        by_operation.setdefault(change["operation"], []).append(change)
+    assert sorted((op, len(found)) for op, found in by_operation.items()) == [("INSERT", 3), ("MODIFY", 1), ("REMOVE", 1)]
+    (modify,) = by_operation["MODIFY"]
+    assert (modify["old_image"]["event_type"], modify["new_image"]["event_type"]) == (changed["event_type"], "REVOKED")
+    (remove,) = by_operation["REMOVE"]
+    assert remove["keys"] == {"request_id": deleted["request_id"], "event_time_event_id": deleted["event_time_event_id"]}
+    assert remove["new_image"] is None and remove["old_image"]["request_id"] == deleted["request_id"]
+    assert remove["write_time"].startswith((day(2) + timedelta(hours=6)).date().isoformat())
+    assert len(exports(aws)) == 2
