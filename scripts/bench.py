@@ -26,9 +26,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
-
-from bench_data import write_export  # noqa: E402
-
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 
@@ -86,7 +83,11 @@ with open(sys.argv[1], "rb") as raw_in, gzip_reader(raw_in) as source, open(sys.
 
 
 def measure(argv: list[str], *, stdin: Path | None = None, stdout: Path | None = None) -> dict[str, float]:
-    """Run one pipeline; CPU and peak RSS come from the kernel's accounting of the process tree."""
+    """Run one pipeline; CPU and peak RSS come from the kernel's accounting of the process tree.
+
+    A child's peak RSS includes what it shared with this process when it was started, so this
+    process stays small: it generates, reads and counts nothing itself (see ``helper``).
+    """
     stdin_file = open(stdin, "rb") if stdin else subprocess.DEVNULL
     stdout_file = open(stdout, "wb") if stdout else subprocess.DEVNULL
     try:
@@ -104,14 +105,26 @@ def measure(argv: list[str], *, stdin: Path | None = None, stdout: Path | None =
     return {"cpu": usage.ru_utime + usage.ru_stime, "wall": wall, "rss_mib": usage.ru_maxrss / 1024}
 
 
-def count_lines(path: Path) -> int:
-    from jit_audit.codecs import gzip_reader
+COUNT = """import sys
+from jit_audit.codecs import gzip_reader
+lines = size = 0
+with open(sys.argv[1], "rb") as raw, gzip_reader(raw) as source:
+    while chunk := source.read(1 << 20):
+        lines += chunk.count(b"\\n")
+        size += len(chunk)
+print(lines, size)
+"""
 
-    lines = 0
-    with open(path, "rb") as raw, gzip_reader(raw) as source:
-        while chunk := source.read(1 << 20):
-            lines += chunk.count(b"\n")
-    return lines
+
+def helper(*argv: str) -> str:
+    """Run a helper in its own process (see ``measure``) and return what it printed."""
+    return subprocess.run([PYTHON, *argv], check=True, capture_output=True, text=True).stdout
+
+
+def count_lines(path: Path) -> tuple[int, int]:
+    """Lines and decompressed bytes of a gzip file."""
+    lines, size = helper("-c", COUNT, str(path)).split()
+    return int(lines), int(size)
 
 
 def run_pipelines(export: Path, items: int, work: Path, skip_slow: bool) -> list[dict]:
@@ -146,7 +159,7 @@ def run_pipelines(export: Path, items: int, work: Path, skip_slow: bool) -> list
     results = []
     for name, argv, stdin, stdout, output in pipelines:
         figures = measure(argv, stdin=stdin, stdout=stdout)
-        lines = count_lines(output)
+        lines, _ = count_lines(output)
         if lines != items:
             raise SystemExit(f"{name}: wrote {lines} lines for {items} items")
         figures.update(name=name, items_per_s=items / figures["wall"], lines=lines)
@@ -190,13 +203,8 @@ def main() -> int:
     for position, items in enumerate(args.items):
         export = data / f"export-{items}.json.gz"
         print(f"preparing {export.relative_to(REPO)} ...", flush=True)
-        write_export(export, items)
-        from jit_audit.codecs import gzip_reader
-
-        with open(export, "rb") as raw, gzip_reader(raw) as source:
-            size = 0
-            while chunk := source.read(1 << 20):
-                size += len(chunk)
+        helper(str(REPO / "scripts" / "bench_data.py"), str(export), str(items))
+        _, size = count_lines(export)
         with tempfile.TemporaryDirectory(prefix="jit-audit-bench-") as work:
             results = run_pipelines(export, items, Path(work), skip_slow=position > 0)
             ok = print_table(results, items, size / 1e6) and ok

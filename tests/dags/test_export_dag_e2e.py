@@ -187,3 +187,34 @@ def test_incremental_mode_takes_a_baseline_then_publishes_each_windows_changes(a
     assert remove["new_image"] is None and remove["old_image"]["request_id"] == deleted["request_id"]
     assert remove["write_time"].startswith((day(2) + timedelta(hours=6)).date().isoformat())
     assert len(exports(aws)) == 2
+
+
+def test_a_bad_line_in_a_data_file_fails_the_run_and_leaves_the_published_snapshot_untouched(aws, dagbag, seeded):
+    import base64
+    import hashlib
+
+    logical_date = day(1)
+    state, tasks = run(dagbag, logical_date)
+    assert state == "success", tasks
+    before = published(aws, logical_date.date().isoformat())
+
+    # Damage one data file of the export (and its manifest entry, so the MD5 check passes and the
+    # flattener itself must catch it): line 3 gets an unknown type tag.
+    s3 = aws.client("s3")
+    manifest = json.loads(before["_manifest.json"])
+    data_key = manifest["parts"][0]["source_data_file"]
+    lines = gzip.decompress(s3.get_object(Bucket=BUCKET, Key=data_key)["Body"].read()).splitlines(keepends=True)
+    lines[2] = b'{"Item":{"request_id":{"X":"corrupt"}}}\n'
+    damaged = gzip.compress(b"".join(lines))
+    s3.put_object(Bucket=BUCKET, Key=data_key, Body=damaged)
+    files_key = data_key.rsplit("/data/", 1)[0] + "/manifest-files.json"
+    entries = [json.loads(line) for line in s3.get_object(Bucket=BUCKET, Key=files_key)["Body"].read().splitlines()]
+    for entry in entries:
+        if entry["dataFileS3Key"] == data_key:
+            entry["md5Checksum"] = base64.b64encode(hashlib.md5(damaged).digest()).decode()
+    s3.put_object(Bucket=BUCKET, Key=files_key, Body="".join(json.dumps(entry) + "\n" for entry in entries).encode())
+
+    state, tasks = run(dagbag, logical_date)
+    assert state == "failed"
+    assert tasks["publish_snapshot"] == "upstream_failed"
+    assert published(aws, logical_date.date().isoformat()) == before, "the complete snapshot must stay as it was"
