@@ -212,7 +212,7 @@ def main() -> int:
         from bench_parse import main as parse_main
 
         print()
-        ok = parse_main() == 0 and ok
+        ok = parse_main([]) == 0 and ok
     return 0 if ok else 1
 
 

@@ -93,10 +93,6 @@ static inline __attribute__((always_inline)) int expect(Parser *parser, unsigned
     return 0;
 }
 
-static inline int is_hex(unsigned char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
 /* Length of a well-formed UTF-8 sequence starting at p (lead byte >= 0x80), or 0. */
 static inline int utf8_sequence(const unsigned char *p, const unsigned char *end) {
     unsigned char c = p[0];
@@ -165,15 +161,25 @@ static inline __attribute__((always_inline)) int scan_string(Parser *parser, con
         case 2:
             *escaped = 1;
             if (p + 1 >= end) FAIL(parser);
+            /*
+             * Only the escapes the reference path (orjson) writes itself may be copied, so a value
+             * has the same bytes whichever path flattens it: \" \\ \b \f \n \r \t and \u00xx
+             * (lowercase) for the other control characters. Any other escape goes to Python.
+             */
             switch (p[1]) {
-            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+            case '"': case '\\': case 'b': case 'f': case 'n': case 'r': case 't':
                 p += 2;
                 break;
-            case 'u':
-                if (end - p < 6 || !is_hex(p[2]) || !is_hex(p[3]) || !is_hex(p[4]) || !is_hex(p[5])) FAIL(parser);
-                if ((p[2] == 'd' || p[2] == 'D') && (p[3] == '8' || p[3] == '9' || (p[3] >= 'a' && p[3] <= 'f') || (p[3] >= 'A' && p[3] <= 'F'))) FAIL(parser);
+            case 'u': {
+                if (end - p < 6 || p[2] != '0' || p[3] != '0' || (p[4] != '0' && p[4] != '1')) FAIL(parser);
+                unsigned char low = p[5];
+                int digit = (low >= '0' && low <= '9') ? low - '0' : (low >= 'a' && low <= 'f') ? low - 'a' + 10 : -1;
+                if (digit < 0) FAIL(parser);
+                int code = (p[4] - '0') * 16 + digit;
+                if (code == 0x08 || code == 0x09 || code == 0x0a || code == 0x0c || code == 0x0d) FAIL(parser);
                 p += 6;
                 break;
+            }
             default:
                 FAIL(parser);
             }
@@ -221,9 +227,10 @@ typedef struct {
 
 static int compare_tokens(const void *a, const void *b) {
     const Token *x = (const Token *)a, *y = (const Token *)b;
-    /* Compare the contents (inside the quotes): bytewise UTF-8 order is code point order. */
-    Py_ssize_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(x->start + 1, y->start + 1, (size_t)(n - 1));
+    /* Compare the contents only (not the quotes): bytewise UTF-8 order is code point order, and a
+       string that is a prefix of another sorts first. */
+    Py_ssize_t n = (x->len < y->len ? x->len : y->len) - 2;
+    int c = memcmp(x->start + 1, y->start + 1, (size_t)n);
     if (c) return c;
     return (x->len > y->len) - (x->len < y->len);
 }

@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import IO, Any
 
 import orjson
@@ -30,6 +30,9 @@ SORT_KEY_ATTRIBUTE = "event_time_event_id"
 
 # RFC 8259's number grammar: text that matches it can be written out byte for byte.
 _JSON_NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?\Z")
+# What DynamoDB's N accepts beyond that (leading '+', leading zeros, '.5', '5.'): ASCII digits only,
+# no '_' separators, no spaces, no NaN or Infinity, all of which Python's Decimal would let through.
+_DYNAMODB_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -56,23 +59,17 @@ def number_fragment(text: str) -> orjson.Fragment:
     raw = text.encode()
     if _JSON_NUMBER.match(raw):
         return orjson.Fragment(raw)
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        raise _BadValue(f"N value {text!r} is not a number") from None
-    if not value.is_finite():
+    if text in ("NaN", "Infinity", "-Infinity", "inf", "-inf", "nan"):
         raise _BadValue(f"N value {text!r} is not a finite number")
+    if not _DYNAMODB_NUMBER.match(text):
+        raise _BadValue(f"N value {text!r} is not a number")
+    value = Decimal(text)
     canonical = str(value).encode()
     if not _JSON_NUMBER.match(canonical):  # pragma: no cover - Decimal's str is JSON-shaped
         raise _BadValue(f"N value {text!r} has no JSON form")
     return orjson.Fragment(canonical)
 
 
-def _number_sort_key(text: str) -> Decimal:
-    try:
-        return Decimal(text.strip())
-    except InvalidOperation:
-        raise _BadValue(f"NS member {text!r} is not a number") from None
 
 
 def _string_list(tag: str, value: Any) -> list[str]:
@@ -117,8 +114,11 @@ def plain_value(attribute: Any) -> Any:
     if tag in ("SS", "BS"):
         return sorted(_string_list(tag, value))
     if tag == "NS":
+        # Validate every member first (NaN or junk must be an error, not a failed comparison).
         members = _string_list(tag, value)
-        return [number_fragment(member) for member in sorted(members, key=_number_sort_key)]
+        fragments = [number_fragment(member) for member in members]
+        order = sorted(range(len(members)), key=lambda index: Decimal(members[index]))
+        return [fragments[index] for index in order]
     raise _BadValue(f"unknown DynamoDB type tag {tag!r}")
 
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.providers.amazon.aws.hooks.dynamodb import DynamoDBHook
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from jit_audit.exports import as_export_time, find_or_start_export
+
+if TYPE_CHECKING:  # the hook (and boto3) load at run time, keeping DAG parsing light
+    from airflow.providers.amazon.aws.hooks.dynamodb import DynamoDBHook
 
 
 class DynamoDBPointInTimeExportOperator(BaseOperator):
@@ -70,6 +72,8 @@ class DynamoDBPointInTimeExportOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> DynamoDBHook:
+        from airflow.providers.amazon.aws.hooks.dynamodb import DynamoDBHook
+
         return DynamoDBHook(aws_conn_id=self.aws_conn_id)
 
     def execute(self, context: Any) -> str:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.providers.amazon.aws.hooks.dynamodb import DynamoDBHook
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
@@ -22,6 +21,9 @@ from jit_audit.exports import (
     recovery_window,
 )
 from jit_audit_airflow.triggers.dynamodb import DynamoDBExportTrigger
+
+if TYPE_CHECKING:  # the hook (and boto3) load at run time, keeping DAG parsing light
+    from airflow.providers.amazon.aws.hooks.dynamodb import DynamoDBHook
 
 
 class DynamoDBPointInTimeWindowSensor(BaseSensorOperator):
@@ -55,6 +57,8 @@ class DynamoDBPointInTimeWindowSensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> DynamoDBHook:
+        from airflow.providers.amazon.aws.hooks.dynamodb import DynamoDBHook
+
         return DynamoDBHook(aws_conn_id=self.aws_conn_id)
 
     def poke(self, context: Any) -> bool:
@@ -119,6 +123,8 @@ class DynamoDBExportSensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> DynamoDBHook:
+        from airflow.providers.amazon.aws.hooks.dynamodb import DynamoDBHook
+
         return DynamoDBHook(aws_conn_id=self.aws_conn_id)
 
     def poke(self, context: Any) -> bool:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+if TYPE_CHECKING:  # boto3 loads on the triggerer when the trigger runs, not when a DAG is parsed
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
 
 class DynamoDBExportTrigger(BaseTrigger):
@@ -51,6 +53,8 @@ class DynamoDBExportTrigger(BaseTrigger):
         )
 
     def hook(self) -> AwsBaseHook:
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
         return AwsBaseHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, client_type="dynamodb")
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
