@@ -12,7 +12,7 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from jit_audit.flatten import FlattenError, flatten_line, flatten_lines, open_text_or_gzip
+from jit_audit.flatten import FlattenError, flatten_line, flatten_lines, flatten_stream, open_text_or_gzip
 
 
 def flat(item: dict) -> dict:
@@ -176,3 +176,13 @@ def test_cli_flattens_incremental_exports_too():
     result = _cli(change_line(OldImage=IMAGE) + b"\n")
     assert result.returncode == 0
     assert json.loads(result.stdout)["operation"] == "REMOVE"
+
+
+def test_progress_is_reported_with_items_bytes_and_rate():
+    reports = []
+    lines = [json.dumps({"Item": {"a": {"S": str(index)}}}).encode() + b"\n" for index in range(5)]
+    count = flatten_stream(lines, lambda data: None, "x", progress=lambda totals: reports.append(totals.describe()),
+                           progress_seconds=0)
+    assert count == 5
+    assert reports and reports[-1].startswith("5 items, 0.0 MB in ")
+    assert reports[-1].endswith("items/s)")
