@@ -3,6 +3,8 @@
     jit-audit emulator [--port 5000]          serve the local AWS emulator (moto, extended)
     jit-audit seed [--requests 200]           create and fill the jit_audit table
     jit-audit flatten < export.json[.gz]      DynamoDB JSON lines to exact JSON Lines
+    jit-audit query --by account --id 123456789012 --start ... --end ...
+    jit-audit scan --event-type ERROR [--segments 4] --start ... --end ...
 
 AWS is reached the usual boto3 way (profiles, environment, ``AWS_ENDPOINT_URL``); ``--endpoint-url``
 points every command at the emulator.
@@ -79,6 +81,60 @@ def _cmd_flatten(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_query(args: argparse.Namespace) -> int:
+    """``jit-audit query`` and ``jit-audit scan``: same validation and library as the ad-hoc DAG."""
+    import threading
+
+    import boto3
+
+    from jit_audit.query import QueryParamError, parse_query, run, run_to_s3
+
+    params: dict[str, object] = {
+        "query_by": args.by if args.command == "query" else "event_type",
+        "start": args.start,
+        "end": args.end,
+        "event_types": args.event_type or [],
+        "max_items": args.max_items,
+        "segments": getattr(args, "segments", None),
+    }
+    if args.command == "query":
+        params[{"request": "request_id", "account": "account_id", "channel": "channel_id"}[args.by]] = args.id
+    try:
+        query = parse_query(params)
+    except QueryParamError as error:
+        print(f"jit-audit {args.command}: {error}", file=sys.stderr)
+        return 2
+    kwargs = _session_kwargs(args)
+    dynamodb = boto3.client("dynamodb", **kwargs)
+    out = args.out or "-"
+    if out.startswith("s3://"):
+        bucket, _, prefix = out[len("s3://") :].partition("/")
+        summary = run_to_s3(dynamodb, boto3.client("s3", **kwargs), args.table, query, bucket, prefix)
+        print(f"wrote {summary['counts']['items']} items to {summary['uri']}", file=sys.stderr)
+        truncated = summary["truncated_at_max_items"]
+    else:
+        from contextlib import ExitStack
+
+        from jit_audit.codecs import deterministic_gzip_writer
+
+        with ExitStack() as stack:
+            target = sys.stdout.buffer if out == "-" else stack.enter_context(open(out, "wb"))
+            if out.endswith(".gz"):
+                target = stack.enter_context(deterministic_gzip_writer(target))
+            lock = threading.Lock()
+
+            def write(data: bytes) -> None:
+                with lock:
+                    target.write(data)
+
+            result = run(dynamodb, args.table, query, lambda index: write)
+        truncated = result.truncated
+        print(f"wrote {result.items} items ({dict(sorted(result.by_event_type.items()))})", file=sys.stderr)
+    if truncated:
+        print(f"jit-audit {args.command}: stopped at --max-items {query.max_items}; there are more", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jit-audit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +170,26 @@ def build_parser() -> argparse.ArgumentParser:
     flatten.add_argument("--source-name", default="<stdin>", help="name used for the input in error messages")
     flatten.add_argument("-v", "--verbose", action="store_true", help="print the item count to stderr")
     flatten.set_defaults(func=_cmd_flatten)
+
+    def query_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--start", help="ISO-8601 date-time (UTC unless an offset is given), inclusive")
+        command.add_argument("--end", help="ISO-8601 date-time, exclusive")
+        command.add_argument("--event-type", action="append", metavar="TYPE",
+                             help="keep only this event type (repeatable)")
+        command.add_argument("--max-items", type=int, help="stop after this many items (default 1,000,000)")
+        command.add_argument("--out", help="'-' (stdout, default), a file (gzip if it ends in .gz) or s3://bucket/prefix/")
+        command.add_argument("--table", default="jit_audit")
+        command.add_argument("--endpoint-url", help="AWS endpoint, e.g. the emulator's http://127.0.0.1:5000")
+        command.add_argument("--region")
+        command.set_defaults(func=_cmd_query)
+
+    query = commands.add_parser("query", help="Query by request, account or channel (runbook Method 2), as JSON Lines")
+    query.add_argument("--by", required=True, choices=("request", "account", "channel"))
+    query.add_argument("--id", required=True, help="the request id, 12-digit account id or channel id")
+    query_options(query)
+    scan = commands.add_parser("scan", help="parallel Scan by event type (runbook Method 4), as JSON Lines")
+    scan.add_argument("--segments", type=int, default=4, help="parallel scan segments (1-64)")
+    query_options(scan)
     return parser
 
 

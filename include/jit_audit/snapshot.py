@@ -98,7 +98,7 @@ class _HashingReader(io.RawIOBase):
         return True
 
 
-class _HashingWriter:
+class HashingWriter:
     """A write-only stream that hashes what it writes to the file underneath."""
 
     def __init__(self, stream: IO[bytes]) -> None:
@@ -130,7 +130,7 @@ def flatten_data_file(
     reader = _HashingReader(body)
     staging_key = layout.staging_part_key(data_file.index)
     with tempfile.TemporaryFile() as spool:
-        writer = _HashingWriter(spool)
+        writer = HashingWriter(spool)
         try:
             with gzip_reader(reader) as lines, deterministic_gzip_writer(writer) as out:
                 count = flatten_stream(lines, out.write, source, progress=progress, view=view)
@@ -216,7 +216,7 @@ def has_baseline(client: Any, layout: SnapshotLayout) -> bool:
     if layout.window_start is None:
         return False
     cutoff = layout.window_start.date()
-    for key in _list_keys(client, layout.bucket, layout.snapshots_prefix):
+    for key in list_keys(client, layout.bucket, layout.snapshots_prefix):
         partition, _, name = key[len(layout.snapshots_prefix) :].partition("/")
         if name == SUCCESS_NAME:
             try:
@@ -227,14 +227,14 @@ def has_baseline(client: Any, layout: SnapshotLayout) -> bool:
     return False
 
 
-def _list_keys(client: Any, bucket: str, prefix: str) -> list[str]:
+def list_keys(client: Any, bucket: str, prefix: str) -> list[str]:
     keys: list[str] = []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys.extend(item["Key"] for item in page.get("Contents", []))
     return keys
 
 
-def _delete(client: Any, bucket: str, keys: list[str]) -> None:
+def delete_keys(client: Any, bucket: str, keys: list[str]) -> None:
     for start in range(0, len(keys), 1000):
         batch = keys[start : start + 1000]
         response = client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True})
@@ -257,7 +257,7 @@ def publish(
     reconcile(summary, files, parts, described_item_count)
     extra = upload_extra_args or {}
     # Withdraw the completion marker first: from here until the end, the snapshot reads as incomplete.
-    _delete(client, layout.bucket, [layout.success_key, layout.manifest_key])
+    delete_keys(client, layout.bucket, [layout.success_key, layout.manifest_key])
     final_keys = []
     for part in parts:
         final_key = layout.published_part_key(part.index)
@@ -265,14 +265,14 @@ def publish(
             {"Bucket": layout.bucket, "Key": part.staging_key}, layout.bucket, final_key, ExtraArgs=extra or None
         )
         final_keys.append(final_key)
-    stale = [key for key in _list_keys(client, layout.bucket, layout.published_prefix) if key not in final_keys]
-    _delete(client, layout.bucket, stale)
+    stale = [key for key in list_keys(client, layout.bucket, layout.published_prefix) if key not in final_keys]
+    delete_keys(client, layout.bucket, stale)
     manifest = snapshot_manifest(layout, summary, parts, described_item_count)
     body = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
     client.put_object(Bucket=layout.bucket, Key=layout.manifest_key, Body=body, ContentType="application/json", **extra)
     client.put_object(Bucket=layout.bucket, Key=layout.success_key, Body=b"", **extra)
     # Staging may also hold parts of an earlier, abandoned attempt: clear all of it.
-    _delete(client, layout.bucket, _list_keys(client, layout.bucket, layout.staging_prefix))
+    delete_keys(client, layout.bucket, list_keys(client, layout.bucket, layout.staging_prefix))
     return manifest
 
 
