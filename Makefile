@@ -25,9 +25,20 @@ demo: venv
 	$(BIN)/python scripts/demo.py
 
 # Flattening speed and memory against the runbook, TypeDeserializer and the codec floor (200k
-# items), the memory bound again on 2M items, and each DAG file's parse time.
-bench: venv
+# items), the memory bound again on 2M items, each DAG file's parse time, and the runbook's
+# Method 4 (aws CLI + jq loop) against `jit-audit scan` on the emulator (scripts/bench_scan.py).
+bench: venv .bench/awscli-venv/.installed /usr/bin/jq
 	$(BIN)/python scripts/bench.py --items 200000 2000000
+
+# The runbook's tools for bench_scan.py: the aws CLI, pinned, in its own venv (its botocore pins
+# cannot clash with ours), and Debian's jq.
+.bench/awscli-venv/.installed: requirements-bench-awscli.txt
+	test -x .bench/awscli-venv/bin/python || $(PYTHON) -m venv .bench/awscli-venv
+	.bench/awscli-venv/bin/pip install -q --disable-pip-version-check -r requirements-bench-awscli.txt
+	touch $@
+
+/usr/bin/jq:
+	@command -v jq >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; }
 
 clean:
 	rm -rf $(VENV) .demo .bench .pytest_cache .mypy_cache .ruff_cache

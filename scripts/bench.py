@@ -196,6 +196,7 @@ def main() -> int:
     parser.add_argument("--items", type=int, nargs="+", default=[200_000],
                         help="export sizes to run (the baselines run only on the first)")
     parser.add_argument("--no-parse", action="store_true", help="skip the DAG parse-time measurement")
+    parser.add_argument("--no-scan", action="store_true", help="skip the Scan export benchmark (bench_scan.py)")
     args = parser.parse_args()
     data = REPO / ".bench"
     data.mkdir(exist_ok=True)
@@ -213,6 +214,11 @@ def main() -> int:
 
         print()
         ok = parse_main([]) == 0 and ok
+    if not args.no_scan:
+        from bench_scan import main as scan_main
+
+        print()
+        ok = scan_main([]) == 0 and ok
     return 0 if ok else 1
 
 

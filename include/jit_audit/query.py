@@ -56,6 +56,8 @@ class AdhocQuery:
     event_types: tuple[str, ...]
     max_items: int = DEFAULT_MAX_ITEMS
     segments: int = 4
+    #: DynamoDB's Limit per request (None: DynamoDB's 1 MB pages); smaller pages spread the read load.
+    page_size: int | None = None
 
     def describe(self) -> dict[str, Any]:
         """The parameters as recorded in ``_manifest.json``."""
@@ -67,6 +69,7 @@ class AdhocQuery:
             "event_types": list(self.event_types),
             "max_items": self.max_items,
             "segments": self.segments if self.query_by == "event_type" else None,
+            "page_size": self.page_size,
         }
 
 
@@ -169,6 +172,7 @@ def parse_query(params: Mapping[str, Any], *, require_scan_range: bool = False) 
         event_types=event_types,
         max_items=_int("max_items", params.get("max_items"), DEFAULT_MAX_ITEMS, 1, 100_000_000),
         segments=_int("segments", params.get("segments"), 4, 1, MAX_SEGMENTS),
+        page_size=_int("page_size", params.get("page_size"), 0, 1, 10_000) or None,
     )
 
 
@@ -197,14 +201,15 @@ def requests(query: AdhocQuery, table: str) -> tuple[str, list[dict[str, Any]]]:
     """
     names: dict[str, str] = {}
     values: dict[str, Any] = {}
+    request: dict[str, Any] = {"TableName": table}
+    if query.page_size:
+        request["Limit"] = query.page_size
     if query.query_by == "event_type":
-        request: dict[str, Any] = {"TableName": table}
         filter_expression = _filters(query, names, values, with_range=True)
         request.update(FilterExpression=filter_expression, ExpressionAttributeNames=names,
                        ExpressionAttributeValues=values)
         return "scan", [{**request, "Segment": segment, "TotalSegments": query.segments}
                         for segment in range(query.segments)]
-    request = {"TableName": table}
     if query.query_by == "request":
         names["#partition"] = "request_id"
     else:

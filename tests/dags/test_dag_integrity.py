@@ -12,15 +12,15 @@ DAG_FILES = sorted(DAGS.glob("*.py"))
 
 
 def test_there_are_dag_files():
-    assert [path.name for path in DAG_FILES] == ["jit_audit_export.py"]
+    assert [path.name for path in DAG_FILES] == ["jit_audit_adhoc.py", "jit_audit_export.py"]
 
 
 def test_dagbag_has_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert "jit_audit_export" in dagbag.dags
+    assert {"jit_audit_export", "jit_audit_adhoc"} <= set(dagbag.dags)
 
 
-@pytest.mark.parametrize("dag_id", ["jit_audit_export"])
+@pytest.mark.parametrize("dag_id", ["jit_audit_export", "jit_audit_adhoc"])
 def test_house_rules(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
     assert "jit-audit" in dag.tags
@@ -53,7 +53,7 @@ def test_dag_files_are_thin(path):
     top_level_calls = [
         ast.unparse(node.value.func) for node in tree.body if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
     ]
-    assert all(call.endswith(("jit_audit_export",)) for call in top_level_calls), top_level_calls
+    assert top_level_calls == [path.stem], top_level_calls
 
 
 def test_parsing_reads_no_variable(monkeypatch, airflow_db):
@@ -66,4 +66,15 @@ def test_parsing_reads_no_variable(monkeypatch, airflow_db):
     monkeypatch.setattr(Variable, "get", refuse)
     bag = DagBag(dag_folder=str(DAGS))
     assert bag.import_errors == {}
-    assert "jit_audit_export" in bag.dags
+    assert {"jit_audit_export", "jit_audit_adhoc"} <= set(bag.dags)
+
+
+def test_adhoc_form_is_typed_sectioned_and_described(dagbag):
+    dag = dagbag.dags["jit_audit_adhoc"]
+    assert type(dag.timetable).__name__ == "NullTimetable"  # triggered by hand only
+    for name, param in dag.params.items():
+        schema = param.schema
+        assert schema.get("title") and schema.get("description"), name
+        assert schema.get("section"), name
+        assert "type" in schema, name
+    assert dag.params.get_param("account_id").schema["pattern"] == "^[0-9]{12}$"

@@ -1,0 +1,113 @@
+"""
+### JIT audit: ad-hoc query
+
+Methods 2 and 4 of the audit-export runbook as a form. Pick what to look for, fill in its field
+and the time range, and trigger. The events come out as gzipped JSON Lines (flattened exactly like
+the daily export) under `<export prefix>/adhoc/<run id>/`, with `_manifest.json` (parameters,
+counts per event type, SHA-256 of each part) and `_SUCCESS`. The run's last log lines and its XCom
+give the S3 URI and the counts.
+
+* **request**: every event of one JIT request (Query on the table).
+* **account** / **channel**: events in `[start, end)` (Query on `gsi_account_event` /
+  `gsi_channel_event`).
+* **event_type**: a parallel Scan for the chosen event types in `[start, end)` (the runbook's
+  Method 4, without its `eval`).
+
+Values are validated before any AWS call and only ever sent as expression values.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Param, dag, task
+
+EVENT_TYPES = ["REQUESTED", "APPROVED", "DENIED", "GRANTED", "REVOKED", "EXPIRED", "ERROR"]
+WHAT = "What to look for"
+WHEN = "When (UTC)"
+LIMITS = "Limits and output"
+
+
+@dag(
+    dag_id="jit_audit_adhoc",
+    schedule=None,
+    catchup=False,
+    doc_md=__doc__,
+    tags=["jit-audit", "adhoc", "compliance"],
+    max_active_runs=8,
+    default_args={"owner": "platform-security", "retries": 0},
+    params={
+        "query_by": Param(
+            "account",
+            type="string",
+            enum=["request", "account", "channel", "event_type"],
+            values_display={
+                "request": "One JIT request (all its events)",
+                "account": "An AWS account, over a time range",
+                "channel": "A Mattermost channel, over a time range",
+                "event_type": "Event types across the whole table (parallel scan)",
+            },
+            title="Query by",
+            description="Which index to use; fill in the matching field below.",
+            section=WHAT,
+        ),
+        "request_id": Param(
+            None, type=["null", "string"], maxLength=2048, title="Request id",
+            description="For 'One JIT request': the request's id, matched exactly.", section=WHAT,
+        ),
+        "account_id": Param(
+            None, type=["null", "string"], pattern="^[0-9]{12}$", title="AWS account id",
+            description="For 'An AWS account': exactly 12 digits.", section=WHAT,
+        ),
+        "channel_id": Param(
+            None, type=["null", "string"], pattern="^[A-Za-z0-9_-]{1,64}$", title="Mattermost channel id",
+            description="For 'A Mattermost channel': the channel's id.", section=WHAT,
+        ),
+        "event_types": Param(
+            [], type="array", items={"type": "string", "enum": EVENT_TYPES}, uniqueItems=True,
+            examples=EVENT_TYPES, title="Event types",
+            description="Keep only these event types (required when scanning by event type; empty: all).",
+            section=WHAT,
+        ),
+        "start": Param(
+            None, type=["null", "string"], format="date-time", title="From (inclusive)",
+            description="Required for account, channel and event type; optional for a request.", section=WHEN,
+        ),
+        "end": Param(
+            None, type=["null", "string"], format="date-time", title="Until (exclusive)",
+            description="Must be after the start.", section=WHEN,
+        ),
+        "max_items": Param(
+            1_000_000, type="integer", minimum=1, maximum=100_000_000, title="Stop after this many items",
+            description="A safety cap; the run says so when it is reached.", section=LIMITS,
+        ),
+        "segments": Param(
+            4, type="integer", minimum=1, maximum=64, title="Parallel scan segments",
+            description="Event-type scans only: how many workers read the table at once.", section=LIMITS,
+        ),
+        "page_size": Param(
+            None, type=["null", "integer"], minimum=1, maximum=10_000, title="Items per request",
+            description="DynamoDB's Limit per page; empty: DynamoDB's 1 MB pages.", section=LIMITS,
+        ),
+        "output_uri": Param(
+            None, type=["null", "string"], pattern="^s3://", title="Output location",
+            description="s3://bucket/prefix/ to write to; empty: <export prefix>/adhoc/<run id>/ in the export bucket.",
+            section=LIMITS,
+        ),
+    },
+)
+def jit_audit_adhoc():
+    @task
+    def validate_query(params=None, run_id=None):
+        from jit_audit_airflow.adhoc_tasks import validate
+
+        return validate(dict(params), run_id)
+
+    @task
+    def run_query(plan: dict):
+        from jit_audit_airflow.adhoc_tasks import run_query as body
+
+        return body(plan)
+
+    run_query(validate_query())
+
+
+jit_audit_adhoc()

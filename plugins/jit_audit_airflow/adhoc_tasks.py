@@ -1,0 +1,74 @@
+"""The bodies of the ad-hoc query DAG's tasks: validation first, then the query itself."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from jit_audit.layout import normalise_prefix
+from jit_audit.query import QueryParamError, parse_query
+from jit_audit_airflow.settings import read_settings, upload_extra_args
+
+log = logging.getLogger(__name__)
+
+_S3_URI = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/([^\x00-\x1f\x7f\\]*)\Z")
+
+
+def output_location(settings: Any, run_id: str, override: str | None) -> tuple[str, str]:
+    """Bucket and prefix of the results: ``<export prefix>/adhoc/<run id>/`` unless overridden."""
+    if override:
+        match = _S3_URI.match(override.strip())
+        if not match:
+            raise QueryParamError("output_uri", f"must look like s3://bucket/prefix/, got {override!r}")
+        return match.group(1), normalise_prefix(match.group(2)) + "/"
+    safe_run_id = re.sub(r"[^A-Za-z0-9._-]+", "-", run_id).strip("-")
+    prefix = "/".join(part for part in (normalise_prefix(settings.prefix), "adhoc", safe_run_id) if part)
+    return settings.bucket, prefix + "/"
+
+
+def validate(params: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """Check the form (or API) parameters and the settings; fail at once, naming the field."""
+    try:
+        query = parse_query(params, require_scan_range=True)
+        settings = read_settings()
+        bucket, prefix = output_location(settings, run_id, params.get("output_uri"))
+    except (QueryParamError, ValueError) as error:
+        raise AirflowFailException(f"Bad parameter {error}") from error
+    log.info("Query %s -> s3://%s/%s", query.describe(), bucket, prefix)
+    return {
+        "params": dict(params),
+        "table": settings.table,
+        "aws_conn_id": settings.aws_conn_id,
+        "bucket": bucket,
+        "prefix": prefix,
+        "upload_extra_args": upload_extra_args(settings),
+    }
+
+
+def run_query(plan: dict[str, Any]) -> dict[str, Any]:
+    """Run the validated query and publish its JSON Lines, ``_manifest.json`` and ``_SUCCESS``."""
+    from airflow.providers.amazon.aws.hooks.dynamodb import DynamoDBHook
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from jit_audit.query import run_to_s3
+
+    query = parse_query(plan["params"], require_scan_range=True)
+    summary = run_to_s3(
+        DynamoDBHook(aws_conn_id=plan["aws_conn_id"]).client,
+        S3Hook(aws_conn_id=plan["aws_conn_id"]).get_conn(),
+        plan["table"],
+        query,
+        plan["bucket"],
+        plan["prefix"],
+        upload_extra_args=plan["upload_extra_args"],
+    )
+    counts = summary["counts"]
+    if summary["truncated_at_max_items"]:
+        log.warning("Stopped at max_items=%d: there are more matching items", query.max_items)
+    log.info("Counts by event type: %s", counts["by_event_type"])
+    log.info("Wrote %d items to %s", counts["items"], summary["uri"])
+    return {"uri": summary["uri"], "items": counts["items"], "by_event_type": counts["by_event_type"],
+            "truncated_at_max_items": summary["truncated_at_max_items"]}
