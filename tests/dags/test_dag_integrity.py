@@ -74,7 +74,7 @@ def test_adhoc_form_is_typed_sectioned_and_described(dagbag):
     assert type(dag.timetable).__name__ == "NullTimetable"  # triggered by hand only
     for name, param in dag.params.items():
         schema = param.schema
-        assert schema.get("title") and schema.get("description"), name
+        assert schema.get("title") and param.description, name
         assert schema.get("section"), name
         assert "type" in schema, name
     assert dag.params.get_param("account_id").schema["pattern"] == "^[0-9]{12}$"
