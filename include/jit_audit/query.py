@@ -267,7 +267,9 @@ def run(
 ) -> QueryResult:
     """Run the query, following every page, and write flattened lines to one part per worker.
 
-    ``open_part(index)`` returns the writer of part ``index``. Stops at ``max_items`` (and says so).
+    ``open_part(index)`` returns the writer of part ``index``. Stops at ``max_items``; once the cap
+    is full the workers read on only until one more matching item shows (then the result is
+    ``truncated``) or the pages run out (then it is complete, and says so).
     """
     operation, worker_requests = requests(query, table)
     call = getattr(client, operation)
@@ -277,10 +279,7 @@ def run(
 
     def pages(request: dict[str, Any]) -> Iterator[dict[str, Any]]:
         kwargs = dict(request)
-        while True:
-            if stop.is_set():  # another worker reached max_items while this one had more to read
-                result.truncated = True
-                return
+        while not stop.is_set():
             page = call(**kwargs)
             yield page
             if "LastEvaluatedKey" not in page:
@@ -298,12 +297,11 @@ def run(
             with lock:
                 result.pages += 1
                 room = query.max_items - result.items
-                if len(lines) >= room:
-                    if len(lines) > room:
-                        result.truncated = True
-                        lines = lines[:room]
-                        counts = Counter(orjson.loads(line).get("event_type", "(none)") for line in lines)
+                if len(lines) > room:  # one item more than the cap holds: there are more
+                    result.truncated = True
                     stop.set()
+                    lines = lines[:room]
+                    counts = Counter(orjson.loads(line).get("event_type", "(none)") for line in lines)
                 result.items += len(lines)
                 result.by_event_type.update(counts)
             if lines:
@@ -316,6 +314,22 @@ def run(
             for future in [pool.submit(worker, index, request) for index, request in enumerate(worker_requests)]:
                 future.result()
     return result
+
+
+_PART = re.compile(r"part-[0-9]{5}\.jsonl\.gz")
+
+
+def _refuse_foreign_prefix(s3: Any, bucket: str, prefix: str) -> None:
+    """Never write ad-hoc results over a published snapshot (or anything else with a manifest)."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=prefix + "_manifest.json")["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return
+    kind = orjson.loads(body).get("kind") if body.startswith(b"{") else None
+    if kind != "adhoc":
+        raise QueryParamError(
+            "output_uri", f"s3://{bucket}/{prefix} already holds a {kind or 'foreign'} manifest; choose an empty prefix"
+        )
 
 
 def run_to_s3(
@@ -340,7 +354,9 @@ def run_to_s3(
     from jit_audit.codecs import deterministic_gzip_writer
     from jit_audit.snapshot import HashingWriter, delete_keys, list_keys
 
-    prefix = prefix.strip("/") + "/"
+    prefix = prefix.strip("/")
+    prefix = f"{prefix}/" if prefix else ""
+    _refuse_foreign_prefix(s3, bucket, prefix)
     with ExitStack() as stack:
         parts: dict[int, tuple[Any, HashingWriter, Any]] = {}
 
@@ -363,7 +379,9 @@ def run_to_s3(
             s3.upload_fileobj(spool, bucket, key, ExtraArgs=extra or None)
             published.append({"key": key, "sha256": hashing.sha256.hexdigest(), "size_bytes": hashing.size})
     keys = {part["key"] for part in published}
-    delete_keys(s3, bucket, [key for key in list_keys(s3, bucket, prefix) if key not in keys])
+    # Only this query's own earlier parts, directly under the prefix: never anything else there.
+    stale = [key for key in list_keys(s3, bucket, prefix) if _PART.fullmatch(key[len(prefix):]) and key not in keys]
+    delete_keys(s3, bucket, stale)
     manifest = {
         "kind": "adhoc",
         "table": table,

@@ -50,21 +50,26 @@ def validate(params: dict[str, Any], run_id: str) -> dict[str, Any]:
 
 def run_query(plan: dict[str, Any]) -> dict[str, Any]:
     """Run the validated query and publish its JSON Lines, ``_manifest.json`` and ``_SUCCESS``."""
-    from airflow.providers.amazon.aws.hooks.dynamodb import DynamoDBHook
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     from jit_audit.query import run_to_s3
 
     query = parse_query(plan["params"], require_scan_range=True)
-    summary = run_to_s3(
-        DynamoDBHook(aws_conn_id=plan["aws_conn_id"]).client,
-        S3Hook(aws_conn_id=plan["aws_conn_id"]).get_conn(),
-        plan["table"],
-        query,
-        plan["bucket"],
-        plan["prefix"],
-        upload_extra_args=plan["upload_extra_args"],
-    )
+    # A plain low-level client: DynamoDBHook.client belongs to a boto3 *resource*, which would
+    # re-serialise our typed ExpressionAttributeValues ({"S": ...}) as maps and match nothing.
+    try:
+        summary = run_to_s3(
+            AwsBaseHook(aws_conn_id=plan["aws_conn_id"], client_type="dynamodb").conn,
+            S3Hook(aws_conn_id=plan["aws_conn_id"]).get_conn(),
+            plan["table"],
+            query,
+            plan["bucket"],
+            plan["prefix"],
+            upload_extra_args=plan["upload_extra_args"],
+        )
+    except QueryParamError as error:
+        raise AirflowFailException(f"Bad parameter {error}") from error
     counts = summary["counts"]
     if summary["truncated_at_max_items"]:
         log.warning("Stopped at max_items=%d: there are more matching items", query.max_items)
