@@ -13,12 +13,17 @@ give the S3 URI and the counts.
 * **event_type**: a parallel Scan for the chosen event types in `[start, end)` (the runbook's
   Method 4, without its `eval`).
 
-Values are validated before any AWS call and only ever sent as expression values.
+Values are validated before any AWS call and only ever sent as expression values. A failed run
+sends one alert to the chat webhook and/or SNS topic configured for jit-audit (see docs/alerts.md).
 """
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, task
+from datetime import timedelta
+
+from airflow.sdk import Param, conf, dag, task
+
+from jit_audit_airflow.notifications import failure_notifiers, record_task_failure
 
 EVENT_TYPES = ["REQUESTED", "APPROVED", "DENIED", "GRANTED", "REVOKED", "EXPIRED", "ERROR"]
 WHAT = "What to look for"
@@ -33,7 +38,20 @@ LIMITS = "Limits and output"
     doc_md=__doc__,
     tags=["jit-audit", "adhoc", "compliance"],
     max_active_runs=8,
-    default_args={"owner": "platform-security", "retries": 0},
+    # One alert per failed run, after all retries (see docs/alerts.md).
+    on_failure_callback=failure_notifiers(),
+    default_args={
+        "owner": "platform-security",
+        # As in jit_audit_export: Airflow config read where the DAG is parsed. A bad parameter fails
+        # at once without retries; a retried query rewrites its own output prefix.
+        "retries": conf.getint("jit_audit", "task_retries", fallback=3),
+        "retry_delay": timedelta(seconds=conf.getint("jit_audit", "retry_delay_seconds", fallback=120)),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=30),
+        "execution_timeout": timedelta(minutes=30),
+        # Keeps the task's error for the run's alert; sends nothing itself.
+        "on_failure_callback": record_task_failure,
+    },
     params={
         "query_by": Param(
             "account",
@@ -95,13 +113,13 @@ LIMITS = "Limits and output"
     },
 )
 def jit_audit_adhoc():
-    @task
+    @task(execution_timeout=timedelta(minutes=5))
     def validate_query(params=None, run_id=None):
         from jit_audit_airflow.adhoc_tasks import validate
 
         return validate(dict(params), run_id)
 
-    @task
+    @task(execution_timeout=timedelta(hours=6))
     def run_query(plan: dict):
         from jit_audit_airflow.adhoc_tasks import run_query as body
 

@@ -17,6 +17,9 @@ Method 3 of the audit-export runbook, automated. For each logical date:
 7. **check_retention**: PITR period and the S3 lifecycle rule covering the export prefix.
 
 Re-running a date replaces its snapshot with byte-identical parts. See the README for every Variable.
+
+A failed run (after its retries) sends one alert to the chat webhook and/or SNS topic configured by
+the Connections `jit_audit_alerts_webhook` / `jit_audit_alerts_sns` (see docs/alerts.md).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, conf, dag, task
 
+from jit_audit_airflow.notifications import failure_notifiers, record_task_failure
 from jit_audit_airflow.operators.dynamodb import DynamoDBPointInTimeExportOperator
 from jit_audit_airflow.sensors.dynamodb import DynamoDBExportSensor, DynamoDBPointInTimeWindowSensor
 
@@ -41,16 +45,23 @@ JSONL_SNAPSHOT = Asset(name="jit_audit_jsonl_snapshot", uri="x-jit-audit://jit_a
     max_active_runs=4,
     doc_md=__doc__,
     tags=["jit-audit", "export", "compliance"],
+    # One alert per failed run, after all retries (see docs/alerts.md).
+    on_failure_callback=failure_notifiers(),
     default_args={
         "owner": "platform-security",
         # Airflow config, not a Variable: read where the DAG is parsed, e.g. AIRFLOW__JIT_AUDIT__TASK_RETRIES=0.
         "retries": conf.getint("jit_audit", "task_retries", fallback=3),
         "retry_delay": timedelta(seconds=conf.getint("jit_audit", "retry_delay_seconds", fallback=120)),
-        "retry_exponential_backoff": True,
+        # A multiplier since Airflow 3.1 (True would be 1.0: a constant delay): 2, 4, 8 minutes...
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=30),
+        "execution_timeout": timedelta(minutes=30),
+        # Keeps the task's error for the run's alert; sends nothing itself.
+        "on_failure_callback": record_task_failure,
     },
 )
 def jit_audit_export():
-    @task(multiple_outputs=True)
+    @task(multiple_outputs=True, execution_timeout=timedelta(minutes=5))
     def plan(**context):
         from jit_audit_airflow.export_tasks import has_baseline
         from jit_audit_airflow.settings import plan_snapshot
@@ -66,6 +77,8 @@ def jit_audit_export():
         export_from_time=run_plan["window_start"],
         aws_conn_id=run_plan["aws_conn_id"],
         timeout=6 * 3600,
+        # The sensor's own timeout decides; this only bounds a stuck worker (a poke-mode wait).
+        execution_timeout=timedelta(hours=6, minutes=15),
     )
 
     start_export = DynamoDBPointInTimeExportOperator(
@@ -78,6 +91,7 @@ def jit_audit_export():
         s3_bucket_owner=run_plan["bucket_owner"],
         kms_key_id=run_plan["kms_key_id"],
         aws_conn_id=run_plan["aws_conn_id"],
+        execution_timeout=timedelta(minutes=15),
     )
 
     wait_for_export = DynamoDBExportSensor(
@@ -85,15 +99,17 @@ def jit_audit_export():
         export_arn=start_export.output,
         export_timeout=run_plan["export_timeout_seconds"],
         aws_conn_id=run_plan["aws_conn_id"],
+        # jit_audit_export_timeout_minutes (at most 7 days) decides; this only bounds a stuck worker.
+        execution_timeout=timedelta(days=7, minutes=15),
     )
 
-    @task
+    @task(execution_timeout=timedelta(minutes=15))
     def list_data_files(plan: dict, export_arn: str):
         from jit_audit_airflow.export_tasks import list_data_files as body
 
         return body(plan, export_arn)
 
-    @task(map_index_template="{{ data_file_name }}")
+    @task(map_index_template="{{ data_file_name }}", execution_timeout=timedelta(hours=2))
     def flatten_data_file(plan: dict, data_file: dict):
         from airflow.sdk import get_current_context
 
@@ -102,7 +118,7 @@ def jit_audit_export():
         get_current_context()["data_file_name"] = data_file["key"].rsplit("/", 1)[-1]  # type: ignore[typeddict-unknown-key]
         return body(plan, data_file)
 
-    @task(outlets=[JSONL_SNAPSHOT], trigger_rule="none_failed")
+    @task(outlets=[JSONL_SNAPSHOT], trigger_rule="none_failed", execution_timeout=timedelta(minutes=30))
     def publish_snapshot(plan: dict, export_arn: str, parts: list, **context):
         from jit_audit_airflow.export_tasks import publish_snapshot as body
 
@@ -110,7 +126,7 @@ def jit_audit_export():
         context["outlet_events"][JSONL_SNAPSHOT].extra = published
         return published
 
-    @task
+    @task(execution_timeout=timedelta(minutes=10))
     def check_retention(plan: dict):
         from jit_audit_airflow.export_tasks import check_retention as body
 
