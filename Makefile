@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint demo bench clean
+.PHONY: venv test lint demo up bench clean
 
 venv: $(STAMP)
 
@@ -18,11 +18,19 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint
+# The whole suite, tests/live included: real Airflow processes and the emulator on loopback, and the
+# Airflow UI in headless Debian chromium (Playwright drives /usr/bin/chromium; it downloads no browser).
+test: lint /usr/bin/chromium
 	$(BIN)/pytest
 
 demo: venv
 	$(BIN)/python scripts/demo.py
+
+# The stack for a person: emulator, seeded table, Airflow UI on http://127.0.0.1:$(PORT)/ (credentials
+# printed), until Ctrl-C, which stops every process it started.
+PORT ?= 8080
+up: venv
+	$(BIN)/python scripts/up.py --port $(PORT)
 
 # Flattening speed and memory against the runbook, TypeDeserializer and the codec floor (200k
 # items), the memory bound again on 2M items, each DAG file's parse time, and the runbook's
@@ -37,8 +45,11 @@ bench: venv .bench/awscli-venv/.installed /usr/bin/jq
 	.bench/awscli-venv/bin/pip install -q --disable-pip-version-check -r requirements-bench-awscli.txt
 	touch $@
 
+/usr/bin/chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 /usr/bin/jq:
 	@command -v jq >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; }
 
 clean:
-	rm -rf $(VENV) .demo .bench .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .demo .up .bench test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,94 @@
+"""The live stack for tests/live: real Airflow processes on loopback next to the AWS emulator.
+
+One stack per test session (``live_stack``), the same one ``make up`` starts (scripts/up.py):
+the emulator, a seeded table and bucket, and Airflow's API server, scheduler (LocalExecutor),
+triggerer and DAG processor on SQLite, with the simple auth manager. A webhook server on
+127.0.0.1 (``webhook``) receives the failure alerts. Every process is stopped at the end,
+whatever the outcome; their logs are copied to ``test-artifacts/live/logs/``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from livelib import ARTIFACTS, TABLE, Stack, Webhook
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "live: starts real Airflow processes and the emulator on loopback (tests/live, a few minutes)"
+    )
+
+
+@pytest.fixture(scope="session")
+def webhook() -> Iterator[Webhook]:
+    server = Webhook()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def live_stack(webhook: Webhook) -> Iterator[Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="jit-audit-live-"))
+    stack = Stack(
+        workdir,
+        export_seconds=14,  # long enough that wait_for_export always defers, short enough to keep runs quick
+        pitr_lag_seconds=5,
+        pitr_history_days=35,
+        items_per_data_file=250,
+        seed_requests=300,
+        extra_env={
+            "AIRFLOW__JIT_AUDIT__TASK_RETRIES": "0",
+            "AIRFLOW__JIT_AUDIT__RETRY_DELAY_SECONDS": "5",
+            # The chat alert webhook (docs/alerts.md): a URI Connection pointing at our server.
+            "AIRFLOW_CONN_JIT_AUDIT_ALERTS_WEBHOOK": webhook.url,
+        },
+        say=lambda text: print(f"[live stack] {text}", flush=True),
+    )
+    try:
+        stack.start(timeout=240)
+        yield stack
+    finally:
+        stack.stop()
+        _keep_logs(stack)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _keep_logs(stack: Any) -> None:
+    """Component and task logs of the run, for whoever looks at a failure (CI keeps test-artifacts/)."""
+    target = ARTIFACTS / "live" / "logs"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True, exist_ok=True)
+    if stack.logs.exists():
+        shutil.copytree(stack.logs, target / "components", dirs_exist_ok=True)
+    if (stack.home / "logs").exists():
+        shutil.copytree(stack.home / "logs", target / "airflow", dirs_exist_ok=True)
+
+
+@pytest.fixture(scope="session")
+def live_aws(live_stack: Any) -> Callable[[str], Any]:
+    """boto3 clients on the stack's emulator (dummy credentials)."""
+    import boto3
+
+    def client(service: str) -> Any:
+        return boto3.client(service, endpoint_url=live_stack.endpoint_url, region_name="us-east-1",
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    return client
+
+
+@pytest.fixture(scope="session")
+def seeded_items(live_aws: Callable[[str], Any]) -> list[dict[str, Any]]:
+    """Every item of the seeded table, as DynamoDB returns them."""
+    items: list[dict[str, Any]] = []
+    for page in live_aws("dynamodb").get_paginator("scan").paginate(TableName=TABLE):
+        items += page["Items"]
+    assert items
+    return items
+
+
