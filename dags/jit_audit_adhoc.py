@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import Param, conf, dag, task
+from airflow.sdk import Param, dag, task
 
-from jit_audit_airflow.notifications import failure_notifiers, record_task_failure
+from jit_audit_airflow.dag_defaults import default_args
+from jit_audit_airflow.notifications import failure_notifiers
 
 EVENT_TYPES = ["REQUESTED", "APPROVED", "DENIED", "GRANTED", "REVOKED", "EXPIRED", "ERROR"]
 WHAT = "What to look for"
@@ -40,18 +41,7 @@ LIMITS = "Limits and output"
     max_active_runs=8,
     # One alert per failed run, after all retries (see docs/alerts.md).
     on_failure_callback=failure_notifiers(),
-    default_args={
-        "owner": "platform-security",
-        # As in jit_audit_export: Airflow config read where the DAG is parsed. A bad parameter fails
-        # at once without retries; a retried query rewrites its own output prefix.
-        "retries": conf.getint("jit_audit", "task_retries", fallback=3),
-        "retry_delay": timedelta(seconds=conf.getint("jit_audit", "retry_delay_seconds", fallback=120)),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=30),
-        "execution_timeout": timedelta(minutes=30),
-        # Keeps the task's error for the run's alert; sends nothing itself.
-        "on_failure_callback": record_task_failure,
-    },
+    default_args=default_args(),
     params={
         "query_by": Param(
             "account",

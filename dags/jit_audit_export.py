@@ -27,9 +27,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, conf, dag, task
+from airflow.sdk import Asset, dag, task
 
-from jit_audit_airflow.notifications import failure_notifiers, record_task_failure
+from jit_audit_airflow.dag_defaults import default_args
+from jit_audit_airflow.notifications import failure_notifiers
 from jit_audit_airflow.operators.dynamodb import DynamoDBPointInTimeExportOperator
 from jit_audit_airflow.sensors.dynamodb import DynamoDBExportSensor, DynamoDBPointInTimeWindowSensor
 
@@ -47,18 +48,7 @@ JSONL_SNAPSHOT = Asset(name="jit_audit_jsonl_snapshot", uri="x-jit-audit://jit_a
     tags=["jit-audit", "export", "compliance"],
     # One alert per failed run, after all retries (see docs/alerts.md).
     on_failure_callback=failure_notifiers(),
-    default_args={
-        "owner": "platform-security",
-        # Airflow config, not a Variable: read where the DAG is parsed, e.g. AIRFLOW__JIT_AUDIT__TASK_RETRIES=0.
-        "retries": conf.getint("jit_audit", "task_retries", fallback=3),
-        "retry_delay": timedelta(seconds=conf.getint("jit_audit", "retry_delay_seconds", fallback=120)),
-        # A multiplier since Airflow 3.1 (True would be 1.0: a constant delay): 2, 4, 8 minutes...
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=30),
-        "execution_timeout": timedelta(minutes=30),
-        # Keeps the task's error for the run's alert; sends nothing itself.
-        "on_failure_callback": record_task_failure,
-    },
+    default_args=default_args(),
 )
 def jit_audit_export():
     @task(multiple_outputs=True, execution_timeout=timedelta(minutes=5))
