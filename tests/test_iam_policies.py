@@ -33,7 +33,8 @@ IAM = REPO / "iam"
 EXPORT_POLICY = IAM / "jit-audit-export-policy.json"
 ADHOC_POLICY = IAM / "jit-audit-adhoc-policy.json"
 ALERTS_POLICY = IAM / "jit-audit-alerts-sns-policy.json"
-POLICIES = [EXPORT_POLICY, ADHOC_POLICY, ALERTS_POLICY]
+AUDITOR_POLICY = IAM / "jit-audit-auditor-policy.json"
+POLICIES = [EXPORT_POLICY, ADHOC_POLICY, ALERTS_POLICY, AUDITOR_POLICY]
 DEPLOYING = REPO / "docs" / "deploying.md"
 
 #: Placeholders the policies may contain; docs/deploying.md says what to put in each.
@@ -88,6 +89,12 @@ ADHOC_CALLS: dict[tuple[str, str], set[str]] = {
     ("include/jit_audit/snapshot.py", "delete_objects"): {"s3:DeleteObject"},
 }
 
+#: `jit-audit verify`, run by auditors: read-only on the published JSON Lines.
+AUDITOR_CALLS: dict[tuple[str, str], set[str]] = {
+    ("include/jit_audit/verify.py", "get_object"): {"s3:GetObject"},
+    ("include/jit_audit/snapshot.py", "list_objects_v2"): {"s3:ListBucket"},
+}
+
 #: The SNS failure alerts: the provider's SnsNotifier -> SnsHook.publish_to_target -> Publish.
 ALERT_CALLS: dict[tuple[str, str], set[str]] = {
     ("plugins/jit_audit_airflow/notifications/sns.py", "SnsNotifier"): {"sns:Publish"},
@@ -101,6 +108,7 @@ ROLE_ACTIONS = {
     EXPORT_POLICY: set().union(*EXPORT_CALLS.values()) | KMS_ACTIONS,
     ADHOC_POLICY: set().union(*ADHOC_CALLS.values()) | KMS_ACTIONS,
     ALERTS_POLICY: set().union(*ALERT_CALLS.values()),
+    AUDITOR_POLICY: set().union(*AUDITOR_CALLS.values()) | {"kms:Decrypt"},
 }
 
 #: Runtime code that talks to AWS. seed.py and emulator.py serve the local emulator only.
@@ -285,7 +293,7 @@ def test_the_call_table_matches_the_code() -> None:
     """Every listed call is still made where listed, and every AWS call in the code is listed."""
     operations = aws_operations()
     listed: dict[str, set[str]] = {}
-    for file, call in [*EXPORT_CALLS, *ADHOC_CALLS]:
+    for file, call in [*EXPORT_CALLS, *ADHOC_CALLS, *AUDITOR_CALLS]:
         listed.setdefault(file, set()).add(call)
     for file, calls in listed.items():
         found = calls_in((REPO / file).read_text(), operations)

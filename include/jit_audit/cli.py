@@ -5,6 +5,7 @@
     jit-audit flatten < export.json[.gz]      DynamoDB JSON lines to exact JSON Lines
     jit-audit query --by account --id 123456789012 --start ... --end ...
     jit-audit scan --event-type ERROR [--segments 4] --start ... --end ...
+    jit-audit verify s3://bucket/exports/jsonl/table=jit_audit/snapshot_date=2026-11-24/ [--through 2026-11-26]
 
 AWS is reached the usual boto3 way (profiles, environment, ``AWS_ENDPOINT_URL``); ``--endpoint-url``
 points every command at the emulator.
@@ -135,6 +136,30 @@ def _cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    """``jit-audit verify``: 0 all OK, 1 integrity problems found, 2 usage or access error."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from jit_audit.verify import AccessError, UsageError, parse_uri, range_end, verify
+
+    try:
+        first = parse_uri(args.uri)
+        if args.last_uri and args.through:
+            raise UsageError("give either a second URI or --through, not both")
+        last = parse_uri(args.last_uri) if args.last_uri else range_end(first, args.through) if args.through else None
+        client = boto3.client("s3", **_session_kwargs(args))
+        report = verify(client, first, last, last_must_exist=not args.through)
+    except UsageError as error:
+        print(f"jit-audit verify: {error}", file=sys.stderr)
+        return 2
+    except (AccessError, ClientError, BotoCoreError) as error:
+        print(f"jit-audit verify: cannot read S3: {error}", file=sys.stderr)
+        return 2
+    print(report.render())
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jit-audit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -190,6 +215,19 @@ def build_parser() -> argparse.ArgumentParser:
     scan = commands.add_parser("scan", help="parallel Scan by event type (runbook Method 4), as JSON Lines")
     scan.add_argument("--segments", type=int, default=4, help="parallel scan segments (1-64)")
     query_options(scan)
+
+    verify = commands.add_parser(
+        "verify", help="re-check published snapshots against their _manifest.json and the hash chain",
+        description="Exit code: 0 all OK, 1 integrity problems found (added, changed, removed, chain broken, "
+                    "incomplete), 2 usage or access error.",
+    )
+    verify.add_argument("uri", help="s3://<bucket>/<prefix>/jsonl/table=<table>/snapshot_date=YYYY-MM-DD/ "
+                                    "(or .../change_window=<from>_<to>/)")
+    verify.add_argument("last_uri", nargs="?", help="optional: verify every snapshot from URI through this one")
+    verify.add_argument("--through", metavar="YYYY-MM-DD", help="verify every snapshot from URI through this date")
+    verify.add_argument("--endpoint-url", help="AWS endpoint, e.g. the emulator's http://127.0.0.1:5000")
+    verify.add_argument("--region")
+    verify.set_defaults(func=_cmd_verify)
     return parser
 
 

@@ -32,8 +32,11 @@ from jit_audit.layout import MANIFEST_NAME, SUCCESS_NAME, SnapshotLayout
 from jit_audit.manifest import DataFile, ManifestSummary, check_manifest_totals, parse_files, parse_summary
 
 #: Manifest schema of the published snapshot; bump when its fields change meaning.
-SNAPSHOT_MANIFEST_VERSION = 1
+SNAPSHOT_MANIFEST_VERSION = 2
 _CHUNK = 1 << 20
+#: Every upload asks S3 to check (and store) a SHA-256 checksum of what it received.
+CHECKSUM_ALGORITHM = "SHA256"
+_KINDS = {"snapshot": "snapshot_date=", "changes": "change_window="}
 
 
 class IntegrityError(RuntimeError):
@@ -145,7 +148,8 @@ def flatten_data_file(
         if count != data_file.item_count:
             raise CountMismatch(f"{source}: read {count} items but the manifest lists {data_file.item_count}")
         spool.seek(0)
-        client.upload_fileobj(spool, layout.bucket, staging_key, ExtraArgs=upload_extra_args or None)
+        extra_args = {**(upload_extra_args or {}), "ChecksumAlgorithm": CHECKSUM_ALGORITHM}
+        client.upload_fileobj(spool, layout.bucket, staging_key, ExtraArgs=extra_args)
     return PartResult(
         index=data_file.index,
         data_file_key=data_file.key,
@@ -156,10 +160,105 @@ def flatten_data_file(
     )
 
 
+def table_arn_from_export_arn(export_arn: str) -> str:
+    """``arn:aws:dynamodb:<region>:<account>:table/<table>``: the export ARN up to ``/export/``."""
+    table_arn, found, _ = export_arn.partition("/export/")
+    if not found:
+        raise ValueError(f"not a DynamoDB export ARN: {export_arn!r}")
+    return table_arn
+
+
+def manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    """The exact bytes of ``_manifest.json`` (stable: same document, same bytes)."""
+    return json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
+
+
+def sha256_b64(body: bytes) -> str:
+    """The ``ChecksumSHA256`` form S3 expects: base64 of the raw digest."""
+    return base64.b64encode(hashlib.sha256(body).digest()).decode()
+
+
+@dataclass(frozen=True)
+class PublishedPartition:
+    """One partition (full snapshot or change window) of a table under ``.../jsonl/table=<t>/``."""
+
+    kind: str  # "snapshot" or "changes"
+    label: str  # "2026-11-25" or "20261125T000000Z_20261126T000000Z"
+    prefix: str  # the partition's prefix, ending in "/"
+    keys: tuple[str, ...]
+
+    @property
+    def manifest_key(self) -> str:
+        return self.prefix + MANIFEST_NAME
+
+    @property
+    def success_key(self) -> str:
+        return self.prefix + SUCCESS_NAME
+
+    @property
+    def complete(self) -> bool:
+        """Published: both ``_manifest.json`` and ``_SUCCESS`` are there."""
+        return self.manifest_key in self.keys and self.success_key in self.keys
+
+
+def table_prefix(layout: SnapshotLayout) -> str:
+    """``<prefix>/jsonl/table=<table>/``: where every partition of the table is published."""
+    return layout.snapshots_prefix[: -len(_KINDS["snapshot"])]
+
+
+def partition_kind(layout: SnapshotLayout) -> str:
+    return "changes" if layout.incremental else "snapshot"
+
+
+def list_partitions(client: Any, bucket: str, table_prefix_: str, kind: str) -> list[PublishedPartition]:
+    """Every partition of one kind under a table's prefix, in chain order (date or window order).
+
+    Labels sort as they should: ISO dates, and ``YYYYMMDDTHHMMSSZ_YYYYMMDDTHHMMSSZ`` windows.
+    """
+    start = table_prefix_ + _KINDS[kind]
+    grouped: dict[str, list[str]] = {}
+    for key in list_keys(client, bucket, start):
+        label, slash, _ = key[len(start) :].partition("/")
+        if slash and label:
+            grouped.setdefault(label, []).append(key)
+    return [
+        PublishedPartition(kind, label, f"{start}{label}/", tuple(sorted(keys)))
+        for label, keys in sorted(grouped.items())
+    ]
+
+
+def partition_label(layout: SnapshotLayout) -> str:
+    return layout.published_prefix.rstrip("/").rsplit("/", 1)[-1].partition("=")[2]
+
+
+def previous_partition(partitions: list[PublishedPartition], label: str) -> PublishedPartition | None:
+    """The most recent complete partition strictly before ``label``: the previous link of the chain."""
+    earlier = [partition for partition in partitions if partition.label < label and partition.complete]
+    return earlier[-1] if earlier else None
+
+
+def previous_manifest(client: Any, layout: SnapshotLayout) -> tuple[str, bytes] | None:
+    """Key and bytes of the manifest of the previous published partition of the same table and kind."""
+    partitions = list_partitions(client, layout.bucket, table_prefix(layout), partition_kind(layout))
+    previous = previous_partition(partitions, partition_label(layout))
+    if previous is None:
+        return None
+    return previous.manifest_key, _read(client, layout.bucket, previous.manifest_key)
+
+
 def snapshot_manifest(
-    layout: SnapshotLayout, summary: ManifestSummary, parts: list[PartResult], described_item_count: int
+    layout: SnapshotLayout,
+    summary: ManifestSummary,
+    parts: list[PartResult],
+    described_item_count: int,
+    *,
+    airflow_run_id: str | None = None,
+    previous: tuple[str, bytes] | None = None,
 ) -> dict[str, Any]:
-    """The ``_manifest.json`` document: enough for an auditor to re-check every part."""
+    """The ``_manifest.json`` document: enough for an auditor to re-check every part and the chain.
+
+    ``previous`` is the key and bytes of the previous partition's manifest (see ``previous_manifest``).
+    """
     window = None
     if summary.export_type == "INCREMENTAL_EXPORT":
         window = {"from": summary.export_from_time, "to": summary.export_time, "view": summary.output_view}
@@ -169,6 +268,10 @@ def snapshot_manifest(
         "kind": "changes" if window else "snapshot",
         "snapshot_date": layout.snapshot_date.isoformat(),
         "change_window": window,
+        "table_arn": table_arn_from_export_arn(summary.export_arn),
+        "airflow_run_id": airflow_run_id,
+        "previous_manifest_key": None if previous is None else previous[0],
+        "previous_manifest_sha256": None if previous is None else hashlib.sha256(previous[1]).hexdigest(),
         "export_arn": summary.export_arn,
         "export_id": export_id(summary.export_arn),
         "export_time": summary.export_time,
@@ -242,6 +345,20 @@ def delete_keys(client: Any, bucket: str, keys: list[str]) -> None:
             raise IntegrityError(f"could not delete {len(response['Errors'])} objects: {response['Errors'][:3]}")
 
 
+def _existing_manifest(client: Any, layout: SnapshotLayout) -> dict[str, Any] | None:
+    try:
+        document = json.loads(_read(client, layout.bucket, layout.manifest_key))
+    except client.exceptions.NoSuchKey:
+        return None
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _without_run_id(manifest: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in manifest.items() if name != "airflow_run_id"}
+
+
 def publish(
     client: Any,
     layout: SnapshotLayout,
@@ -251,26 +368,45 @@ def publish(
     described_item_count: int,
     *,
     upload_extra_args: dict[str, str] | None = None,
+    airflow_run_id: str | None = None,
 ) -> dict[str, Any]:
-    """Publish the staged parts as the snapshot of ``layout.snapshot_date``; return the manifest."""
+    """Publish the staged parts as the snapshot of ``layout.snapshot_date``; return the manifest.
+
+    The manifest chains to the previous published partition of the same table and kind by the
+    SHA-256 of that partition's ``_manifest.json`` bytes. ``airflow_run_id`` names the run that
+    published this content: a re-run that republishes identical content keeps the earlier run's id,
+    so re-runs stay byte-identical and later snapshots' links stay valid.
+    """
     parts = sorted(parts, key=lambda part: part.index)
     reconcile(summary, files, parts, described_item_count)
     extra = upload_extra_args or {}
+    # Read the previous link first: it never changes while this partition is rewritten.
+    previous = previous_manifest(client, layout)
+    published_before = _existing_manifest(client, layout)
     # Withdraw the completion marker first: from here until the end, the snapshot reads as incomplete.
     delete_keys(client, layout.bucket, [layout.success_key, layout.manifest_key])
     final_keys = []
     for part in parts:
         final_key = layout.published_part_key(part.index)
         client.copy(
-            {"Bucket": layout.bucket, "Key": part.staging_key}, layout.bucket, final_key, ExtraArgs=extra or None
+            {"Bucket": layout.bucket, "Key": part.staging_key}, layout.bucket, final_key,
+            ExtraArgs={**extra, "ChecksumAlgorithm": CHECKSUM_ALGORITHM},
         )
         final_keys.append(final_key)
     stale = [key for key in list_keys(client, layout.bucket, layout.published_prefix) if key not in final_keys]
     delete_keys(client, layout.bucket, stale)
-    manifest = snapshot_manifest(layout, summary, parts, described_item_count)
-    body = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
-    client.put_object(Bucket=layout.bucket, Key=layout.manifest_key, Body=body, ContentType="application/json", **extra)
-    client.put_object(Bucket=layout.bucket, Key=layout.success_key, Body=b"", **extra)
+    manifest = snapshot_manifest(
+        layout, summary, parts, described_item_count, airflow_run_id=airflow_run_id, previous=previous
+    )
+    if published_before is not None and _without_run_id(published_before) == _without_run_id(manifest):
+        # A re-run that publishes the same content keeps the run of record (and so the same bytes,
+        # and the chain of every later snapshot, intact).
+        manifest["airflow_run_id"] = published_before.get("airflow_run_id")
+    body = manifest_bytes(manifest)
+    client.put_object(Bucket=layout.bucket, Key=layout.manifest_key, Body=body, ContentType="application/json",
+                      ChecksumAlgorithm=CHECKSUM_ALGORITHM, ChecksumSHA256=sha256_b64(body), **extra)
+    client.put_object(Bucket=layout.bucket, Key=layout.success_key, Body=b"",
+                      ChecksumAlgorithm=CHECKSUM_ALGORITHM, ChecksumSHA256=sha256_b64(b""), **extra)
     # Staging may also hold parts of an earlier, abandoned attempt: clear all of it.
     delete_keys(client, layout.bucket, list_keys(client, layout.bucket, layout.staging_prefix))
     return manifest
@@ -282,7 +418,10 @@ __all__ = [
     "CountMismatch",
     "IntegrityError",
     "PartResult",
+    "PublishedPartition",
     "flatten_data_file",
+    "list_partitions",
+    "manifest_bytes",
     "publish",
     "read_manifests",
     "reconcile",

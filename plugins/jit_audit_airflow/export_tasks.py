@@ -74,8 +74,22 @@ def flatten_data_file(plan: dict[str, Any], data_file: dict[str, Any]) -> dict[s
     return part.to_dict()
 
 
-def publish_snapshot(plan: dict[str, Any], export_arn: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Reconcile every count, then publish; returns the snapshot manifest's headline figures."""
+def _current_run_id() -> str | None:
+    from airflow.sdk import get_current_context
+
+    try:
+        return str(get_current_context()["run_id"])
+    except Exception:  # outside a running task (unit tests calling the body directly)
+        return None
+
+
+def publish_snapshot(
+    plan: dict[str, Any], export_arn: str, parts: list[dict[str, Any]], run_id: str | None = None
+) -> dict[str, Any]:
+    """Reconcile every count, then publish; returns the snapshot manifest's headline figures.
+
+    ``run_id`` (the task's ``context["run_id"]``, looked up when not given) goes into the manifest.
+    """
     summary, files, item_count = _manifests(plan, export_arn)
     layout = SnapshotLayout.from_dict(plan["layout"])
     s3 = S3Hook(aws_conn_id=plan["aws_conn_id"]).get_conn()
@@ -83,6 +97,7 @@ def publish_snapshot(plan: dict[str, Any], export_arn: str, parts: list[dict[str
         manifest = snapshot.publish(
             s3, layout, summary, files, [snapshot.PartResult.from_dict(part) for part in parts or []], item_count,
             upload_extra_args=plan["upload_extra_args"],
+            airflow_run_id=run_id if run_id is not None else _current_run_id(),
         )
     except snapshot.CountMismatch as error:
         raise AirflowFailException(str(error)) from error
