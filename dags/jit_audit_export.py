@@ -14,7 +14,8 @@ Method 3 of the audit-export runbook, automated. For each logical date:
    against `manifest-files.json` (MD5 and item count) and flattened exactly to gzipped JSON Lines.
 6. **publish_snapshot**: only if DescribeExport = manifest = lines written, publish
    `<prefix>/jsonl/table=<table>/snapshot_date=<date>/part-*.jsonl.gz`, `_manifest.json`, `_SUCCESS`.
-7. **check_retention**: PITR period and the S3 lifecycle rule covering the export prefix.
+7. **check_retention**: PITR period, the S3 lifecycle rule covering the export prefix and the bucket's
+   protection (``jit_audit_require_*``); logs a findings table, fails on any violation.
 
 Re-running a date replaces its snapshot with byte-identical parts. See the README for every Variable.
 

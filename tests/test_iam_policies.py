@@ -71,6 +71,10 @@ EXPORT_CALLS: dict[tuple[str, str], set[str]] = {
     ("include/jit_audit/snapshot.py", "delete_objects"): {"s3:DeleteObject"},
     ("include/jit_audit/snapshot.py", "put_object"): {"s3:PutObject"},
     ("include/jit_audit/retention.py", "get_bucket_lifecycle_configuration"): {"s3:GetLifecycleConfiguration"},
+    ("include/jit_audit/retention.py", "get_bucket_versioning"): {"s3:GetBucketVersioning"},
+    ("include/jit_audit/retention.py", "get_object_lock_configuration"): {"s3:GetBucketObjectLockConfiguration"},
+    ("include/jit_audit/retention.py", "get_bucket_encryption"): {"s3:GetEncryptionConfiguration"},
+    ("include/jit_audit/retention.py", "get_public_access_block"): {"s3:GetBucketPublicAccessBlock"},
 }
 
 ADHOC_CALLS: dict[tuple[str, str], set[str]] = {

@@ -165,7 +165,9 @@ _TASK_STEPS: dict[tuple[str, str], str] = {
     ),
     (EXPORT_DAG, "check_retention"): (
         "The snapshot is published, but the retention rules are violated (the error lists each "
-        "finding and its fix). Fix point-in-time recovery or the S3 lifecycle rule, then clear check_retention."
+        "finding and its fix; the log has the findings table). Fix point-in-time recovery, the S3 lifecycle "
+        "rule or the bucket's versioning, Object Lock, encryption or public access block, then clear "
+        "check_retention."
     ),
     (ADHOC_DAG, "validate_query"): (
         "A query parameter is wrong (the error names the field). Trigger a new run of jit_audit_adhoc "

@@ -5,6 +5,7 @@
     jit-audit flatten < export.json[.gz]      DynamoDB JSON lines to exact JSON Lines
     jit-audit query --by account --id 123456789012 --start ... --end ...
     jit-audit scan --event-type ERROR [--segments 4] --start ... --end ...
+    jit-audit check-retention --table jit_audit --bucket jit-audit-exports --prefix exports [--require-versioning]
     jit-audit verify s3://bucket/exports/jsonl/table=jit_audit/snapshot_date=2026-11-24/ [--through 2026-11-26]
 
 AWS is reached the usual boto3 way (profiles, environment, ``AWS_ENDPOINT_URL``); ``--endpoint-url``
@@ -160,6 +161,64 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_check_retention(args: argparse.Namespace) -> int:
+    """``jit-audit check-retention``: 0 all OK, 1 violations, 2 usage or access error."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from jit_audit import retention
+    from jit_audit.settings import SettingsError, load_settings
+
+    def flag(value: bool | None) -> str | None:
+        return None if value is None else str(value).lower()
+
+    given = {
+        "jit_audit_table": args.table,
+        "jit_audit_export_bucket": args.bucket,
+        "jit_audit_export_prefix": args.prefix,
+        "jit_audit_export_kms_key_id": args.kms_key_id,
+        "jit_audit_retention_min_days": args.min_days,
+        "jit_audit_retention_max_days": args.max_days,
+        "jit_audit_pitr_min_recovery_days": args.pitr_min_recovery_days,
+        "jit_audit_require_versioning": flag(args.require_versioning),
+        "jit_audit_require_object_lock": flag(args.require_object_lock),
+        "jit_audit_require_encryption": flag(args.require_encryption),
+        "jit_audit_require_public_access_block": flag(args.require_public_access_block),
+    }
+    try:
+        settings = load_settings(given.get)
+    except SettingsError as error:
+        print(f"jit-audit check-retention: {error}", file=sys.stderr)
+        return 2
+    kwargs = _session_kwargs(args)
+    try:
+        report = retention.check(
+            boto3.client("dynamodb", **kwargs),
+            boto3.client("s3", **kwargs),
+            table_name=settings.table,
+            bucket=settings.bucket,
+            export_prefix=settings.prefix,
+            min_days=settings.retention_min_days,
+            max_days=settings.retention_max_days,
+            pitr_min_recovery_days=settings.pitr_min_recovery_days,
+            requirements=retention.BucketRequirements(
+                versioning=settings.require_versioning,
+                object_lock=settings.require_object_lock,
+                encryption=settings.require_encryption,
+                public_access_block=settings.require_public_access_block,
+                kms_key_id=settings.kms_key_id,
+            ),
+        )
+    except (ClientError, BotoCoreError) as error:
+        print(f"jit-audit check-retention: cannot read the table's or bucket's configuration: {error}", file=sys.stderr)
+        return 2
+    print(report.table())
+    if not report.ok:
+        print(f"{len(report.findings)} retention violation(s)", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jit-audit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -228,6 +287,26 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--endpoint-url", help="AWS endpoint, e.g. the emulator's http://127.0.0.1:5000")
     verify.add_argument("--region")
     verify.set_defaults(func=_cmd_verify)
+
+    check = commands.add_parser(
+        "check-retention", help="check PITR, the lifecycle rule and the bucket's protection (the DAG's check_retention)",
+        description="Exit code: 0 all OK, 1 violations (the table's rows with a fix), 2 usage or access error. "
+                    "Defaults are the Airflow Variables' defaults.",
+    )
+    check.add_argument("--table", required=True, help="DynamoDB table (jit_audit_table)")
+    check.add_argument("--bucket", required=True, help="export bucket (jit_audit_export_bucket)")
+    check.add_argument("--prefix", required=True, help="export prefix (jit_audit_export_prefix)")
+    check.add_argument("--min-days", help="jit_audit_retention_min_days (default 365)")
+    check.add_argument("--max-days", help="jit_audit_retention_max_days (default: no maximum)")
+    check.add_argument("--pitr-min-recovery-days", help="jit_audit_pitr_min_recovery_days (default 35)")
+    check.add_argument("--kms-key-id", help="jit_audit_export_kms_key_id: default encryption must be SSE-KMS with it")
+    for name, default in (("versioning", "off"), ("object-lock", "off"), ("encryption", "on"),
+                          ("public-access-block", "on")):
+        check.add_argument(f"--require-{name}", action=argparse.BooleanOptionalAction, default=None,
+                           help=f"jit_audit_require_{name.replace('-', '_')} (default {default})")
+    check.add_argument("--endpoint-url", help="AWS endpoint, e.g. the emulator's http://127.0.0.1:5000")
+    check.add_argument("--region")
+    check.set_defaults(func=_cmd_check_retention)
     return parser
 
 

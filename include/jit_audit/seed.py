@@ -162,10 +162,24 @@ def seed(
 
 
 def ensure_bucket(s3_client: Any, bucket: str, *, prefix: str, retention_days: int | None) -> None:
-    """Create the export bucket if needed, with a lifecycle rule on ``prefix`` (local use)."""
+    """Create the export bucket if needed, with a lifecycle rule on ``prefix`` (local use).
+
+    It also gets default encryption (AES256) and a full public access block, so the retention
+    check's default bucket checks pass.
+    """
     existing = {entry["Name"] for entry in s3_client.list_buckets().get("Buckets", [])}
     if bucket not in existing:
         s3_client.create_bucket(Bucket=bucket)
+    s3_client.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+    )
+    s3_client.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True,
+        },
+    )
     if retention_days:
         clean = prefix.strip("/")
         s3_client.put_bucket_lifecycle_configuration(

@@ -40,6 +40,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("jit_audit_pitr_min_recovery_days", "35", "Minimum point-in-time recovery period of the table."),
     SettingSpec("jit_audit_export_mode", "full", "full: a snapshot per run; incremental: a full baseline once, then changes."),
     SettingSpec("jit_audit_incremental_period_minutes", "1440", "Incremental mode: each run exports the changes of this many minutes before its export time (15-1440; match the schedule)."),
+    SettingSpec("jit_audit_require_versioning", "false", "Retention check: the bucket must have versioning enabled."),
+    SettingSpec("jit_audit_require_object_lock", "false", "Retention check: the bucket must have S3 Object Lock with a default COMPLIANCE retention of at least jit_audit_retention_min_days."),
+    SettingSpec("jit_audit_require_encryption", "true", "Retention check: the bucket must have default encryption (SSE-KMS with jit_audit_export_kms_key_id when that is set)."),
+    SettingSpec("jit_audit_require_public_access_block", "true", "Retention check: the bucket's public access block must have all four settings on."),
 )
 
 
@@ -61,6 +65,10 @@ class ExportSettings:
     pitr_min_recovery_days: int
     export_mode: str
     incremental_period_minutes: int
+    require_versioning: bool = False
+    require_object_lock: bool = False
+    require_encryption: bool = True
+    require_public_access_block: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -125,7 +133,27 @@ def load_settings(lookup: Callable[[str], str | None]) -> ExportSettings:
         incremental_period_minutes=_int(
             "jit_audit_incremental_period_minutes", raw["jit_audit_incremental_period_minutes"], 15, 1440
         ),
+        require_versioning=_bool("jit_audit_require_versioning", raw["jit_audit_require_versioning"]),
+        require_object_lock=_bool("jit_audit_require_object_lock", raw["jit_audit_require_object_lock"]),
+        require_encryption=_bool("jit_audit_require_encryption", raw["jit_audit_require_encryption"]),
+        require_public_access_block=_bool(
+            "jit_audit_require_public_access_block", raw["jit_audit_require_public_access_block"]
+        ),
     )
+
+
+_TRUE = ("true", "1", "yes")
+_FALSE = ("false", "0", "no")
+
+
+def _bool(name: str, text: str) -> bool:
+    """Strict booleans: true/false, 1/0, yes/no (any case); anything else is refused."""
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise SettingsError(f"Variable {name} must be true or false (also 1/0, yes/no), got {text!r}")
 
 
 def _mode(text: str) -> str:

@@ -14,7 +14,7 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.sdk.exceptions import AirflowFailException
 
 from jit_audit import retention, snapshot
-from jit_audit.exports import describe_export, recovery_window
+from jit_audit.exports import describe_export
 from jit_audit.flatten import FlattenError
 from jit_audit.layout import SnapshotLayout
 from jit_audit.manifest import DataFile, ManifestError
@@ -120,19 +120,22 @@ def publish_snapshot(
 
 
 def check_retention(plan: dict[str, Any]) -> dict[str, Any]:
-    """Fail with a to-do list if PITR or the bucket's lifecycle break the retention rules."""
+    """Log the findings table; fail with a to-do list if PITR, the lifecycle or the bucket break the rules."""
     dynamodb = DynamoDBHook(aws_conn_id=plan["aws_conn_id"]).client
     s3 = S3Hook(aws_conn_id=plan["aws_conn_id"]).get_conn()
-    report = retention.evaluate(
-        recovery_window(dynamodb, plan["table"]),
-        retention.lifecycle_rules(s3, plan["bucket"]),
+    report = retention.check(
+        dynamodb,
+        s3,
+        table_name=plan["table"],
         bucket=plan["bucket"],
         export_prefix=plan["prefix"],
         min_days=plan["retention_min_days"],
         max_days=plan["retention_max_days"],
         pitr_min_recovery_days=plan["pitr_min_recovery_days"],
+        requirements=requirements(plan),
     )
-    log.info("Retention check:\n%s", report.summary())
+    log.info("Retention check of table %s, s3://%s/%s:\n%s", plan["table"], plan["bucket"], plan["prefix"],
+             report.table())
     if not report.ok:
         raise AirflowFailException(
             "Retention rules are violated:\n" + "\n".join(f"- {finding}" for finding in report.findings)
@@ -141,4 +144,17 @@ def check_retention(plan: dict[str, Any]) -> dict[str, Any]:
         "pitr_recovery_period_days": report.pitr_recovery_period_days,
         "covering_rules": report.covering_rules,
         "effective_expiration_days": report.effective_expiration_days,
+        "checks": [row.check for row in report.rows],
     }
+
+
+def requirements(plan: dict[str, Any]) -> retention.BucketRequirements:
+    """The bucket checks the run's settings ask for (a plan from before these settings: the defaults)."""
+    defaults = retention.BucketRequirements()
+    return retention.BucketRequirements(
+        versioning=plan.get("require_versioning", defaults.versioning),
+        object_lock=plan.get("require_object_lock", defaults.object_lock),
+        encryption=plan.get("require_encryption", defaults.encryption),
+        public_access_block=plan.get("require_public_access_block", defaults.public_access_block),
+        kms_key_id=plan.get("kms_key_id"),
+    )

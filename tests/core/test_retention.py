@@ -1,11 +1,24 @@
-"""The runbook's retention rules against lifecycle configurations."""
+"""The runbook's retention rules against lifecycle configurations and the bucket's protection."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
+import pytest
+
+from jit_audit.cli import main
 from jit_audit.exports import RecoveryWindow
-from jit_audit.retention import evaluate
+from jit_audit.retention import (
+    PUBLIC_ACCESS_FLAGS,
+    BucketRequirements,
+    BucketState,
+    bucket_state,
+    evaluate,
+)
+from jit_audit.retention import check as check_retention
+from jit_audit.seed import ensure_bucket, seed
+from jit_audit.settings import SettingsError, load_settings
 
 PITR = RecoveryWindow(True, datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 26, tzinfo=UTC), 35)
 
@@ -67,3 +80,186 @@ def test_pitr_disabled_or_short_is_a_violation():
     assert "not enabled" in off.findings[0].problem
     short = check([rule()], window=RecoveryWindow(True, None, None, 7))
     assert "keeps 7 days, less than 35" in short.findings[0].problem
+
+
+# ------------------------------------------------------------------ bucket protection (pure)
+
+LOCKED = {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 400}}}
+AES = [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+BLOCKED = dict.fromkeys(PUBLIC_ACCESS_FLAGS, True)
+ALL = BucketRequirements(versioning=True, object_lock=True, encryption=True, public_access_block=True)
+
+
+def bucket_check(state: BucketState, required: BucketRequirements = ALL, *, min_days: int = 365):
+    return evaluate(PITR, [rule()], bucket="b", export_prefix="exports", min_days=min_days, max_days=None,
+                    pitr_min_recovery_days=35, today=date(2026, 11, 26), bucket_state=state, requirements=required)
+
+
+def failed(report) -> list[str]:
+    return [finding.check for finding in report.findings]
+
+
+def test_a_fully_protected_bucket_passes_and_every_check_is_a_row():
+    report = bucket_check(BucketState("Enabled", LOCKED, AES, BLOCKED))
+    assert report.ok, report.table()
+    assert [row.check for row in report.rows] == [
+        "point-in-time recovery", "lifecycle rule", "lifecycle expiration", "bucket versioning", "object lock",
+        "default encryption", "public access block",
+    ]
+
+
+def test_defaults_check_only_encryption_and_the_public_access_block():
+    assert bucket_check(BucketState(), BucketRequirements()).findings and failed(
+        bucket_check(BucketState(), BucketRequirements())) == ["default encryption", "public access block"]
+    assert bucket_check(BucketState(None, None, AES, BLOCKED), BucketRequirements()).ok
+    assert bucket_check(BucketState(), BucketRequirements(encryption=False, public_access_block=False)).ok
+
+
+def test_versioning_must_be_enabled():
+    for status in (None, "Suspended"):
+        report = bucket_check(BucketState(status, LOCKED, AES, BLOCKED))
+        assert failed(report) == ["bucket versioning"]
+        assert "put-bucket-versioning" in report.findings[0].fix
+
+
+@pytest.mark.parametrize(
+    ("lock", "actual"),
+    [
+        (None, "not configured"),
+        ({"ObjectLockEnabled": "Enabled"}, "Enabled, no default retention"),
+        ({"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 400}}},
+         "Enabled, GOVERNANCE, 400 days"),
+        ({"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 30}}},
+         "Enabled, COMPLIANCE, 30 days"),
+    ],
+)
+def test_object_lock_needs_compliance_mode_and_enough_days(lock, actual):
+    report = bucket_check(BucketState("Enabled", lock, AES, BLOCKED))
+    assert failed(report) == ["object lock"]
+    assert report.rows[4].actual == actual
+    assert '"Mode":"COMPLIANCE","Days":365' in report.findings[0].fix
+
+
+def test_object_lock_years_count_as_365_days():
+    years = {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 0, "Years": 1}}}
+    assert bucket_check(BucketState("Enabled", years, AES, BLOCKED)).ok
+    assert failed(bucket_check(BucketState("Enabled", years, AES, BLOCKED), min_days=400)) == ["object lock"]
+
+
+def test_encryption_with_a_kms_key_must_use_that_key():
+    kms = [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms",
+                                                    "KMSMasterKeyID": "arn:aws:kms:us-east-1:123456789012:key/k-1"}}]
+    with_key = replace(ALL, kms_key_id="k-1")
+    assert bucket_check(BucketState("Enabled", LOCKED, kms, BLOCKED), with_key).ok
+    assert bucket_check(BucketState("Enabled", LOCKED, kms, BLOCKED), ALL).ok
+    assert failed(bucket_check(BucketState("Enabled", LOCKED, AES, BLOCKED), with_key)) == ["default encryption"]
+    other = bucket_check(BucketState("Enabled", LOCKED, kms, BLOCKED), replace(ALL, kms_key_id="k-2"))
+    assert failed(other) == ["default encryption"] and '"KMSMasterKeyID":"k-2"' in other.findings[0].fix
+    missing = bucket_check(BucketState("Enabled", LOCKED, None, BLOCKED))
+    assert missing.rows[5].actual == "not configured" and '"SSEAlgorithm":"AES256"' in missing.findings[0].fix
+
+
+def test_public_access_block_needs_all_four_flags():
+    partial = bucket_check(BucketState("Enabled", LOCKED, AES, {**BLOCKED, "RestrictPublicBuckets": False}))
+    assert failed(partial) == ["public access block"]
+    assert partial.rows[-1].actual == "false: RestrictPublicBuckets"
+    assert bucket_check(BucketState("Enabled", LOCKED, AES, None)).rows[-1].actual == "not configured"
+
+
+def test_table_is_aligned_with_a_fix_per_violation():
+    text = bucket_check(BucketState("Enabled", LOCKED, AES, None)).table()
+    lines = text.splitlines()
+    assert lines[0].split(" | ") == ["check".ljust(22), "expected".ljust(len(lines[0].split(" | ")[1])),
+                                     "actual".ljust(len(lines[0].split(" | ")[2])), "fix"]
+    assert len({line.index(" | ") for line in lines if " | " in line}) == 1
+    assert "put-public-access-block" in lines[-1] and lines[2].endswith("| OK")
+
+
+def test_settings_parse_the_requirement_booleans_strictly():
+    settings = load_settings(lambda name: None)
+    assert (settings.require_versioning, settings.require_object_lock, settings.require_encryption,
+            settings.require_public_access_block) == (False, False, True, True)
+    values = {"jit_audit_require_versioning": "YES", "jit_audit_require_object_lock": "1",
+              "jit_audit_require_encryption": "no", "jit_audit_require_public_access_block": "False"}
+    settings = load_settings(values.get)
+    assert (settings.require_versioning, settings.require_object_lock, settings.require_encryption,
+            settings.require_public_access_block) == (True, True, False, False)
+    for variable in values:
+        with pytest.raises(SettingsError, match=variable):
+            load_settings({variable: "maybe"}.get)
+
+
+# ------------------------------------------------------------ against the emulator, and the CLI
+
+BUCKET = "jit-audit-retention-test"
+
+
+@pytest.fixture()
+def stack(aws):
+    seed(aws.resource("dynamodb"), "jit_audit", requests=2)
+    ensure_bucket(aws.client("s3"), BUCKET, prefix="exports", retention_days=400)
+    return aws
+
+
+def cli(aws, *extra: str) -> int:
+    return main(["check-retention", "--table", "jit_audit", "--bucket", BUCKET, "--prefix", "exports",
+                 "--endpoint-url", aws.endpoint_url, "--region", "us-east-1", *extra])
+
+
+def test_ensure_bucket_passes_the_default_checks(stack, capsys):
+    s3 = stack.client("s3")
+    report = check_retention(stack.client("dynamodb"), s3, table_name="jit_audit", bucket=BUCKET, export_prefix="exports",
+                   min_days=365, max_days=None, pitr_min_recovery_days=35, requirements=BucketRequirements())
+    assert report.ok, report.table()
+    assert cli(stack) == 0
+    assert "public access block" in capsys.readouterr().out
+
+
+def test_absent_configurations_are_none_on_the_emulator(aws):
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    assert bucket_state(s3, BUCKET, ALL) == BucketState(None, None, None, None)
+
+
+def test_each_bucket_check_fails_then_passes_on_the_emulator(stack, capsys):
+    s3 = stack.client("s3")
+    s3.delete_public_access_block(Bucket=BUCKET)
+    assert cli(stack) == 1
+    assert "put-public-access-block" in capsys.readouterr().out
+    assert cli(stack, "--no-require-public-access-block") == 0
+
+    s3.delete_bucket_encryption(Bucket=BUCKET)
+    assert cli(stack, "--no-require-public-access-block") == 1
+    s3.put_bucket_encryption(Bucket=BUCKET, ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "k-1"}}]})
+    assert cli(stack, "--no-require-public-access-block", "--kms-key-id", "k-1") == 0
+    assert cli(stack, "--no-require-public-access-block", "--kms-key-id", "k-2") == 1
+    capsys.readouterr()
+
+    flags = ("--no-require-public-access-block", "--no-require-encryption")
+    assert cli(stack, *flags, "--require-versioning") == 1
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    assert cli(stack, *flags, "--require-versioning") == 0
+
+    assert cli(stack, *flags, "--require-object-lock") == 1
+    assert "object lock" in capsys.readouterr().out
+    locked = "jit-audit-retention-locked"
+    s3.create_bucket(Bucket=locked, ObjectLockEnabledForBucket=True)
+    ensure_bucket(s3, locked, prefix="exports", retention_days=400)
+    lock = {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 365}}}
+    s3.put_object_lock_configuration(Bucket=locked, ObjectLockConfiguration=lock)
+    args = ["check-retention", "--table", "jit_audit", "--bucket", locked, "--prefix", "exports",
+            "--endpoint-url", stack.endpoint_url, "--region", "us-east-1", "--require-object-lock", "--require-versioning"]
+    assert main(args) == 0
+    assert main([*args, "--min-days", "366", "--max-days", "500"]) == 1
+
+
+def test_cli_usage_errors_exit_2(stack, capsys):
+    assert cli(stack, "--min-days", "400", "--max-days", "30") == 2
+    assert "jit_audit_retention_max_days" in capsys.readouterr().err
+    assert cli(stack, "--min-days", "soon") == 2
+    with pytest.raises(SystemExit) as caught:
+        main(["check-retention", "--bucket", BUCKET])
+    assert caught.value.code == 2
+    assert main(["check-retention", "--table", "jit_audit", "--bucket", "no-such-bucket-here", "--prefix", "p",
+                 "--endpoint-url", stack.endpoint_url, "--region", "us-east-1"]) == 2
