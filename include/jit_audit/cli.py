@@ -201,13 +201,7 @@ def _cmd_check_retention(args: argparse.Namespace) -> int:
             min_days=settings.retention_min_days,
             max_days=settings.retention_max_days,
             pitr_min_recovery_days=settings.pitr_min_recovery_days,
-            requirements=retention.BucketRequirements(
-                versioning=settings.require_versioning,
-                object_lock=settings.require_object_lock,
-                encryption=settings.require_encryption,
-                public_access_block=settings.require_public_access_block,
-                kms_key_id=settings.kms_key_id,
-            ),
+            requirements=retention.BucketRequirements.from_settings(settings.to_dict()),
         )
     except (ClientError, BotoCoreError) as error:
         print(f"jit-audit check-retention: cannot read the table's or bucket's configuration: {error}", file=sys.stderr)

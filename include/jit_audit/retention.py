@@ -15,7 +15,7 @@ renders every check as rows of (check, expected, actual, fix).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -72,6 +72,18 @@ class BucketRequirements:
     encryption: bool = True
     public_access_block: bool = True
     kms_key_id: str | None = None
+
+    @classmethod
+    def from_settings(cls, values: Mapping[str, Any]) -> BucketRequirements:
+        """From ``ExportSettings.to_dict()`` or a run's plan; missing keys (an older plan) take the defaults."""
+        defaults = cls()
+        return cls(
+            versioning=values.get("require_versioning", defaults.versioning),
+            object_lock=values.get("require_object_lock", defaults.object_lock),
+            encryption=values.get("require_encryption", defaults.encryption),
+            public_access_block=values.get("require_public_access_block", defaults.public_access_block),
+            kms_key_id=values.get("kms_key_id"),
+        )
 
 
 @dataclass(frozen=True)

@@ -132,7 +132,7 @@ def check_retention(plan: dict[str, Any]) -> dict[str, Any]:
         min_days=plan["retention_min_days"],
         max_days=plan["retention_max_days"],
         pitr_min_recovery_days=plan["pitr_min_recovery_days"],
-        requirements=requirements(plan),
+        requirements=retention.BucketRequirements.from_settings(plan),
     )
     log.info("Retention check of table %s, s3://%s/%s:\n%s", plan["table"], plan["bucket"], plan["prefix"],
              report.table())
@@ -146,15 +146,3 @@ def check_retention(plan: dict[str, Any]) -> dict[str, Any]:
         "effective_expiration_days": report.effective_expiration_days,
         "checks": [row.check for row in report.rows],
     }
-
-
-def requirements(plan: dict[str, Any]) -> retention.BucketRequirements:
-    """The bucket checks the run's settings ask for (a plan from before these settings: the defaults)."""
-    defaults = retention.BucketRequirements()
-    return retention.BucketRequirements(
-        versioning=plan.get("require_versioning", defaults.versioning),
-        object_lock=plan.get("require_object_lock", defaults.object_lock),
-        encryption=plan.get("require_encryption", defaults.encryption),
-        public_access_block=plan.get("require_public_access_block", defaults.public_access_block),
-        kms_key_id=plan.get("kms_key_id"),
-    )
