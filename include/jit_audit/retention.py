@@ -8,6 +8,11 @@
 * As the ``jit_audit_require_*`` settings ask (:class:`BucketRequirements`): bucket versioning,
   S3 Object Lock in COMPLIANCE mode with a default retention of at least ``min_days``, default
   encryption (SSE-KMS with the configured key, when there is one) and a full public access block.
+* When a maximum is set: every published snapshot (or change window) older than ``max_days`` is
+  expired by an enabled lifecycle rule covering its key prefix (:func:`published_snapshots`,
+  :func:`evaluate`'s ``snapshots``). A snapshot's age comes from the date in its key, not from
+  S3's ``LastModified``: the key's date is the data's date (objects cannot predate it), a re-run
+  resets ``LastModified``, and emulators cannot backdate it.
 
 Each violation comes with how to fix it, so the failing task's log is a to-do list; ``table()``
 renders every check as rows of (check, expected, actual, fix).
@@ -15,13 +20,14 @@ renders every check as rows of (check, expected, actual, fix).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
 from jit_audit.exports import RecoveryWindow, recovery_window
-from jit_audit.layout import normalise_prefix
+from jit_audit.layout import MANIFEST_NAME, SUCCESS_NAME, normalise_prefix
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,8 @@ class Row:
     expected: str
     actual: str
     fix: str = ""
+    #: The check did not run (e.g. no maximum retention is set); the table says so instead of OK.
+    skipped: bool = False
 
     @property
     def ok(self) -> bool:
@@ -52,8 +60,10 @@ TABLE_HEADER = ("check", "expected", "actual", "fix")
 
 
 def table(rows: list[Row]) -> str:
-    """Rows as an aligned text table; a passing check shows ``OK`` as its fix."""
-    cells = [TABLE_HEADER] + [(row.check, row.expected, row.actual, row.fix or "OK") for row in rows]
+    """Rows as an aligned text table; a passing check shows ``OK`` as its fix, one not run ``SKIPPED``."""
+    cells = [TABLE_HEADER] + [
+        (row.check, row.expected, row.actual, row.fix or ("SKIPPED" if row.skipped else "OK")) for row in rows
+    ]
     widths = [max(len(line[column]) for line in cells) for column in range(3)]
 
     def render(line: tuple[str, ...]) -> str:
@@ -171,11 +181,16 @@ def evaluate(
     today: date | None = None,
     bucket_state: BucketState | None = None,
     requirements: BucketRequirements | None = None,
+    snapshots: Sequence[PublishedSnapshot] | None = None,
 ) -> RetentionReport:
     """Check retention; ``lifecycle_rules`` is GetBucketLifecycleConfiguration's ``Rules`` ([] if none).
 
     With ``bucket_state``, the bucket checks ``requirements`` asks for (default: encryption and the
-    public access block) are made too.
+    public access block) are made too. With ``max_days`` and ``snapshots`` (what
+    :func:`published_snapshots` found), every snapshot older than ``max_days`` must be expired by
+    an enabled lifecycle rule covering its prefix; a versioned bucket (``bucket_state.versioning``)
+    must also expire the noncurrent versions, within ``max_days`` in total. Without ``max_days``,
+    or without ``snapshots``, the table says the check was skipped.
     """
     today = today or datetime.now(UTC).date()
     prefix = normalise_prefix(export_prefix)
@@ -237,6 +252,14 @@ def evaluate(
 
     if bucket_state is not None:
         _check_bucket(add, bucket, bucket_state, requirements or BucketRequirements(), min_days)
+    if max_days is None or snapshots is None:
+        rows.append(Row(SNAPSHOT_CHECK, "snapshots older than the maximum expired by a lifecycle rule",
+                        "skipped: no maximum retention (jit_audit_retention_max_days) is set" if max_days is None
+                        else "skipped: the published snapshots were not listed", skipped=True))
+    else:
+        versioning = bucket_state.versioning if bucket_state is not None else None
+        _check_snapshots(add, bucket, prefix, lifecycle_rules, snapshots, max_days,
+                         versioned=versioning in ("Enabled", "Suspended"), today=today)
     return RetentionReport(
         pitr_enabled=window.enabled,
         pitr_recovery_period_days=window.recovery_period_days,
@@ -244,6 +267,162 @@ def evaluate(
         effective_expiration_days=effective,
         findings=findings,
         rows=rows,
+    )
+
+
+SNAPSHOT_CHECK = "snapshots past maximum"
+#: How many offending snapshots a finding names; the count is always complete.
+SNAPSHOTS_NAMED = 5
+_PUBLISHED_MARKER = re.compile(
+    rf"(?P<partition>table=[^/]+/(?:snapshot_date=(?P<date>\d{{4}}-\d{{2}}-\d{{2}})"
+    rf"|change_window=\d{{8}}T\d{{6}}Z_(?P<window_end>\d{{8}})T\d{{6}}Z))/"
+    rf"(?:{re.escape(MANIFEST_NAME)}|{re.escape(SUCCESS_NAME)})"
+)
+
+
+@dataclass(frozen=True)
+class PublishedSnapshot:
+    """A published full snapshot or change window under ``<prefix>/jsonl/``.
+
+    ``snapshot_date`` is the date in the key (``snapshot_date=``, or the day a change window
+    ends): the date of the data, and so what the maximum retention counts from. ``LastModified``
+    is kept only to show when the snapshot was last (re)published: a re-run resets it, and S3
+    lifecycle expiration counts from it.
+    """
+
+    prefix: str
+    snapshot_date: date
+    last_modified: datetime | None = None
+
+    @property
+    def name(self) -> str:
+        """``table=<table>/snapshot_date=<date>``: short enough for a findings table."""
+        return "/".join(self.prefix.rstrip("/").split("/")[-2:])
+
+
+def published_snapshots(client: Any, bucket: str, export_prefix: str) -> list[PublishedSnapshot]:
+    """Every partition under ``<prefix>/jsonl/`` with a ``_manifest.json`` or ``_SUCCESS``, oldest first.
+
+    Staging (``jsonl/_staging/``) is not published and is not listed as a snapshot. Needs
+    ``s3:ListBucket`` on the ``<prefix>/jsonl/`` prefix, which the export and auditor roles have.
+    """
+    clean = normalise_prefix(export_prefix)
+    jsonl = f"{clean}/jsonl/" if clean else "jsonl/"
+    found: dict[str, PublishedSnapshot] = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=jsonl):
+        for item in page.get("Contents", []):
+            match = _PUBLISHED_MARKER.fullmatch(item["Key"][len(jsonl):])
+            if match is None:
+                continue
+            try:
+                if match["date"]:
+                    when = date.fromisoformat(match["date"])
+                else:
+                    when = datetime.strptime(match["window_end"], "%Y%m%d").date()
+            except ValueError:
+                continue  # not a date: not a partition this code publishes
+            partition = jsonl + match["partition"] + "/"
+            modified = item.get("LastModified")
+            known = found.get(partition)
+            if known is not None and known.last_modified is not None and (
+                modified is None or known.last_modified >= modified
+            ):
+                continue
+            found[partition] = PublishedSnapshot(partition, when, modified)
+    return sorted(found.values(), key=lambda snapshot: (snapshot.snapshot_date, snapshot.prefix))
+
+
+def _days_kept(rule: dict[str, Any], snapshot_date: date) -> int | None:
+    """Days after the snapshot's date until ``rule`` expires its current objects, or None if never."""
+    expiration = rule.get("Expiration", {})
+    if "Days" in expiration:
+        return int(expiration["Days"])
+    if "Date" in expiration:
+        when = expiration["Date"]
+        when_date = when.date() if isinstance(when, datetime) else date.fromisoformat(str(when)[:10])
+        return (when_date - snapshot_date).days
+    return None
+
+
+def _why_kept(
+    rules: list[dict[str, Any]], snapshot: PublishedSnapshot, max_days: int, *, versioned: bool
+) -> str | None:
+    """Why ``snapshot`` outlives ``max_days`` under ``rules``; None when a rule expires it in time.
+
+    S3 applies the earliest expiration among the enabled rules whose filter matches, so the
+    shortest ones count. In a versioned bucket, expiration only adds a delete marker: the data
+    stays as a noncurrent version until NoncurrentVersionExpiration removes it.
+    """
+    covering = [
+        rule for rule in rules
+        if rule.get("Status") == "Enabled" and (rule_prefix := _rule_prefix(rule)) is not None
+        and snapshot.prefix.startswith(rule_prefix)
+    ]
+    if not covering:
+        return "no enabled lifecycle rule covers it"
+    kept = [days for rule in covering if (days := _days_kept(rule, snapshot.snapshot_date)) is not None]
+    if not kept:
+        return "no covering rule has an Expiration"
+    current = min(kept)
+    if current > max_days:
+        return f"covering rules keep it {current} days"
+    if not versioned:
+        return None
+    noncurrent = [
+        int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"]) for rule in covering
+        if "NoncurrentDays" in rule.get("NoncurrentVersionExpiration", {})
+    ]
+    if not noncurrent:
+        return "versioned bucket: no covering rule has a NoncurrentVersionExpiration"
+    if current + min(noncurrent) > max_days:
+        return f"versioned bucket: expiration plus noncurrent expiration keep it {current + min(noncurrent)} days"
+    return None
+
+
+def _check_snapshots(
+    add: Callable[..., None],
+    bucket: str,
+    prefix: str,
+    rules: list[dict[str, Any]],
+    snapshots: Sequence[PublishedSnapshot],
+    max_days: int,
+    *,
+    versioned: bool,
+    today: date,
+) -> None:
+    """No published snapshot older than ``max_days`` without a lifecycle rule that expires it.
+
+    A snapshot older than the maximum that a rule does expire is not a finding, even though it is
+    still there: S3 runs lifecycle rules asynchronously and removes expired objects a day or two
+    late (and counts the days from ``LastModified``, i.e. the last re-publish). Only a snapshot
+    that no rule will ever remove in time is.
+    """
+    expected = f"older than {max_days} days: expired by an enabled rule" + (
+        " (and its noncurrent versions)" if versioned else ""
+    )
+    old = [snapshot for snapshot in snapshots if (today - snapshot.snapshot_date).days > max_days]
+    kept = [(snapshot, why) for snapshot in old if (why := _why_kept(rules, snapshot, max_days, versioned=versioned))]
+    if not kept:
+        actual = f"{len(snapshots)} published, {len(old)} older than {max_days} days" + (
+            ", each expired by a rule (S3 removes expired objects a day or two late)" if old else ""
+        )
+        add(SNAPSHOT_CHECK, expected, actual)
+        return
+    named = ", ".join(f"{snapshot.name} ({why})" for snapshot, why in kept[:SNAPSHOTS_NAMED])
+    more = f" and {len(kept) - SNAPSHOTS_NAMED} more" if len(kept) > SNAPSHOTS_NAMED else ""
+    noncurrent = (
+        f" and NoncurrentVersionExpiration.NoncurrentDays such that both together are at most {max_days}"
+        if versioned else ""
+    )
+    add(
+        SNAPSHOT_CHECK,
+        expected,
+        f"{len(kept)} of {len(old)} older than {max_days} days kept: "
+        + ", ".join(snapshot.name for snapshot, _ in kept[:SNAPSHOTS_NAMED]) + more,
+        f"{len(kept)} published snapshot(s) in bucket {bucket} are older than the maximum retention of "
+        f"{max_days} days and no lifecycle rule expires them: {named}{more}.",
+        f"add an enabled lifecycle rule with Filter.Prefix {prefix!r} (or a shorter prefix) and Expiration.Days "
+        f"at most {max_days}{noncurrent}; S3 then removes the old snapshots within a day or two",
     )
 
 
@@ -413,7 +592,17 @@ def check(
     pitr_min_recovery_days: int,
     requirements: BucketRequirements,
 ) -> RetentionReport:
-    """Fetch everything and evaluate: the core of the check_retention task and ``jit-audit check-retention``."""
+    """Fetch everything and evaluate: the core of the check_retention task and ``jit-audit check-retention``.
+
+    With ``max_days``, it also lists the published snapshots and reads the bucket's versioning
+    (whether noncurrent versions must expire too), whatever ``requirements`` asks.
+    """
+    state = bucket_state(s3, bucket, requirements)
+    snapshots = None
+    if max_days is not None:
+        snapshots = published_snapshots(s3, bucket, export_prefix)
+        if not requirements.versioning:
+            state = replace(state, versioning=bucket_versioning(s3, bucket))
     return evaluate(
         recovery_window(dynamodb, table_name),
         lifecycle_rules(s3, bucket),
@@ -422,8 +611,9 @@ def check(
         min_days=min_days,
         max_days=max_days,
         pitr_min_recovery_days=pitr_min_recovery_days,
-        bucket_state=bucket_state(s3, bucket, requirements),
+        bucket_state=state,
         requirements=requirements,
+        snapshots=snapshots,
     )
 
 
