@@ -12,6 +12,11 @@ give the S3 URI and the counts.
   `gsi_channel_event`).
 * **event_type**: a parallel Scan for the chosen event types in `[start, end)` (the runbook's
   Method 4, without its `eval`).
+* **api_summary**: the runbook's Method 1: one summary per JIT request of a channel created in
+  `[start, end)`, with its latest status (not the full audit trail), from the JIT service's signed
+  `/requests` endpoint. The API's URL, key id and secret come from the Connection named by the
+  Variable `jit_audit_api_conn_id` (default `jit_api_default`); see docs/jit-api.md. Results:
+  `part-00000.jsonl.gz`, `_manifest.json` (kind `adhoc_api_summary`) and `_SUCCESS`.
 
 Values are validated before any AWS call and only ever sent as expression values. A failed run
 sends one alert to the chat webhook and/or SNS topic configured for jit-audit (see docs/alerts.md).
@@ -46,15 +51,16 @@ LIMITS = "Limits and output"
         "query_by": Param(
             "account",
             type="string",
-            enum=["request", "account", "channel", "event_type"],
+            enum=["request", "account", "channel", "event_type", "api_summary"],
             values_display={
                 "request": "One JIT request (all its events)",
                 "account": "An AWS account, over a time range",
                 "channel": "A Mattermost channel, over a time range",
                 "event_type": "Event types across the whole table (parallel scan)",
+                "api_summary": "Request summaries of a channel from the JIT API (latest status only)",
             },
             title="Query by",
-            description="Which index to use; fill in the matching field below.",
+            description="Which index (or, for summaries, the JIT reporting API) to use; fill in the matching field below.",
             section=WHAT,
         ),
         "request_id": Param(
@@ -67,17 +73,18 @@ LIMITS = "Limits and output"
         ),
         "channel_id": Param(
             None, type=["null", "string"], pattern="^[A-Za-z0-9_-]{1,64}$", title="Mattermost channel id",
-            description="For 'A Mattermost channel': the channel's id.", section=WHAT,
+            description="For 'A Mattermost channel' and 'Request summaries': the channel's id.", section=WHAT,
         ),
         "event_types": Param(
             [], type="array", items={"type": "string", "enum": EVENT_TYPES}, uniqueItems=True,
             examples=EVENT_TYPES, title="Event types",
-            description="Keep only these event types (required when scanning by event type; empty: all).",
+            description="Keep only these event types (required when scanning by event type; empty: all; not for summaries).",
             section=WHAT,
         ),
         "start": Param(
             None, type=["null", "string"], format="date-time", title="From (inclusive)",
-            description="Required for account, channel and event type; optional for a request.", section=WHEN,
+            description="Required for account, channel, event type and summaries (whole seconds for summaries); optional for a request.",
+            section=WHEN,
         ),
         "end": Param(
             None, type=["null", "string"], format="date-time", title="Until (exclusive)",

@@ -14,6 +14,10 @@ from jit_audit_airflow.settings import read_settings, upload_extra_args
 
 log = logging.getLogger(__name__)
 
+#: The runbook's Method 1: summaries from the JIT reporting API, routed before the DynamoDB queries.
+API_SUMMARY = "api_summary"
+JIT_API_CONN_VARIABLE = "jit_audit_api_conn_id"
+
 _S3_URI = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/([^\x00-\x1f\x7f\\]*)\Z")
 
 
@@ -31,6 +35,8 @@ def output_location(settings: Any, run_id: str, override: str | None) -> tuple[s
 
 def validate(params: dict[str, Any], run_id: str) -> dict[str, Any]:
     """Check the form (or API) parameters and the settings; fail at once, naming the field."""
+    if params.get("query_by") == API_SUMMARY:
+        return validate_api_summary(params, run_id)
     try:
         query = parse_query(params, require_scan_range=True)
         settings = read_settings()
@@ -50,6 +56,8 @@ def validate(params: dict[str, Any], run_id: str) -> dict[str, Any]:
 
 def run_query(plan: dict[str, Any]) -> dict[str, Any]:
     """Run the validated query and publish its JSON Lines, ``_manifest.json`` and ``_SUCCESS``."""
+    if plan["params"].get("query_by") == API_SUMMARY:
+        return run_api_summary(plan)
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
@@ -76,4 +84,70 @@ def run_query(plan: dict[str, Any]) -> dict[str, Any]:
     log.info("Counts by event type: %s", counts["by_event_type"])
     log.info("Wrote %d items to %s", counts["items"], summary["uri"])
     return {"uri": summary["uri"], "items": counts["items"], "by_event_type": counts["by_event_type"],
+            "truncated_at_max_items": summary["truncated_at_max_items"]}
+
+
+def validate_api_summary(params: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """Method 1's checks: channel, [start, end) in whole UTC seconds, output and the API Connection.
+
+    The Connection is read and checked here (base URL, key id, secret; no request is made) so a
+    missing or misconfigured one fails the first task, naming it.
+    """
+    from airflow.sdk import Variable
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from jit_audit.jit_api import JitApiError, parse_summary_query
+    from jit_audit_airflow.hooks import JitApiHook
+
+    try:
+        query = parse_summary_query(params)
+        if params.get("event_types"):
+            raise QueryParamError("event_types", "summaries carry each request's latest status only; leave it empty")
+        settings = read_settings()
+        bucket, prefix = output_location(settings, run_id, params.get("output_uri"))
+    except (QueryParamError, ValueError) as error:
+        raise AirflowFailException(f"Bad parameter {error}") from error
+    conn_id = Variable.get(JIT_API_CONN_VARIABLE, default=None) or JitApiHook.default_conn_name
+    try:
+        client = JitApiHook(jit_api_conn_id=conn_id).get_conn()
+    except (AirflowNotFoundException, JitApiError) as error:
+        raise AirflowFailException(f"JIT API connection {conn_id!r} (Variable {JIT_API_CONN_VARIABLE}): {error}") from error
+    log.info("API summaries %s from %s -> s3://%s/%s", query.describe(), client.base_url, bucket, prefix)
+    return {
+        "params": dict(params),
+        "jit_api_conn_id": conn_id,
+        "aws_conn_id": settings.aws_conn_id,
+        "bucket": bucket,
+        "prefix": prefix,
+        "upload_extra_args": upload_extra_args(settings),
+    }
+
+
+def run_api_summary(plan: dict[str, Any]) -> dict[str, Any]:
+    """Fetch every page of summaries and publish them; a refused signature or clock fails without retries."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from jit_audit.jit_api import JitApiAuthError, parse_summary_query, summaries_to_s3
+    from jit_audit_airflow.hooks import JitApiHook
+
+    query = parse_summary_query(plan["params"])
+    try:
+        summary = summaries_to_s3(
+            JitApiHook(jit_api_conn_id=plan["jit_api_conn_id"]).get_conn(),
+            S3Hook(aws_conn_id=plan["aws_conn_id"]).get_conn(),
+            query,
+            plan["bucket"],
+            plan["prefix"],
+            upload_extra_args=plan["upload_extra_args"],
+        )
+    except QueryParamError as error:
+        raise AirflowFailException(f"Bad parameter {error}") from error
+    except JitApiAuthError as error:  # the same key, secret and clock would be refused again
+        raise AirflowFailException(str(error)) from error
+    counts = summary["counts"]
+    if summary["truncated_at_max_items"]:
+        log.warning("Stopped at max_items=%d: the API has more summaries", query.max_items)
+    log.info("Summaries by latest status: %s", counts["by_status"])
+    log.info("Wrote %d summaries (%d pages) to %s", counts["items"], counts["pages"], summary["uri"])
+    return {"uri": summary["uri"], "items": counts["items"], "by_status": counts["by_status"],
             "truncated_at_max_items": summary["truncated_at_max_items"]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -313,3 +314,29 @@ def test_nothing_secret_is_logged(server, caplog):
     assert "HTTP 503; retrying" in caplog.text
     assert SECRET not in caplog.text
     assert not any(signature in caplog.text for signature in signatures)
+
+
+# --- publishing to S3 (the emulator) ------------------------------------------------------------
+
+
+def test_summaries_to_s3_publishes_rewrites_and_refuses_foreign_prefixes(server, aws):
+    from jit_audit.jit_api import summaries_to_s3
+
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="results")
+    query = parse_summary_query({"channel_id": "CH1", "start": START, "end": END, "max_items": 4})
+    first = summaries_to_s3(client_for(server), s3, query, "results", "/adhoc/run-1/")
+    assert first["uri"] == "s3://results/adhoc/run-1/"
+    assert (first["counts"]["items"], first["truncated_at_max_items"]) == (4, True)
+    part = s3.get_object(Bucket="results", Key="adhoc/run-1/part-00000.jsonl.gz")["Body"].read()
+    again = summaries_to_s3(client_for(server), s3, query, "results", "adhoc/run-1")
+    assert again["parts"] == first["parts"]  # byte-identical on a re-run of the same prefix
+    assert s3.get_object(Bucket="results", Key="adhoc/run-1/part-00000.jsonl.gz")["Body"].read() == part
+    assert s3.get_object(Bucket="results", Key="adhoc/run-1/_SUCCESS")["ContentLength"] == 0
+
+    for kind in ("snapshot", "adhoc"):
+        s3.put_object(Bucket="results", Key=f"{kind}/_manifest.json", Body=json.dumps({"kind": kind}).encode())
+        requests_before = len(server.requests)
+        with pytest.raises(QueryParamError, match=f"already holds a {kind} manifest"):
+            summaries_to_s3(client_for(server), s3, query, "results", f"{kind}/")
+        assert len(server.requests) == requests_before
