@@ -79,6 +79,32 @@ point-in-time-recovery window.  The patches make these operations follow AWS's d
   Setting a negative offset, writing, then moving it back is how tests write "in the past".  The
   offset is an emulator setting, not moto state: ``/moto-api/reset`` keeps it (POST 0 to go back),
   while every :func:`install` call (so every ``EmulatorThread.start``) sets it, to 0 by default.
+* Fault injection, so tests can prove what the product does when AWS misbehaves (docs/faults.md)::
+
+      POST   /jit-audit-emulator/faults   {"service": "dynamodb", "operation": "ExportTableToPointInTime",
+                                            "error": "LimitExceededException", "status": 400, "count": 2}
+      GET    /jit-audit-emulator/faults   → {"faults": [... pending, with "remaining" ...]}
+      DELETE /jit-audit-emulator/faults   forget every pending fault and end every hold now
+
+  A fault matches the next ``count`` requests (default 1) of ``service`` (the SigV4 signing name:
+  ``dynamodb``, ``s3``...) and ``operation`` (the API's name; S3 REST requests are named from
+  method, key, query and headers: ``PutObject``, ``CopyObject``, ``DeleteObjects``...), and for
+  S3 optionally only keys containing ``key_contains``.  What it does: ``error`` (+ ``status``,
+  default 400, and ``message``) answers with AWS's error shape for the protocol (DynamoDB's JSON
+  ``__type``, ``com.amazon.coral.availability#ThrottlingException`` for throttling; S3's XML
+  ``<Error>``); ``hold_seconds`` with ``hold`` = ``"request"`` (default: before moto sees it) or
+  ``"response"`` (moto has done the work, the client hears nothing yet) stalls the request, so a
+  client can be killed mid-operation; for ``ExportTableToPointInTime`` only, ``export_seconds``
+  keeps the export it starts ``IN_PROGRESS`` that long and ``export_failure`` ``{"code",
+  "message"}`` makes it end ``FAILED`` with that FailureCode and FailureMessage.  Malformed faults
+  are refused with HTTP 400 naming the member.  Holds and injected export durations end early on
+  ``DELETE`` (or a reset).
+* Request log: ``GET /jit-audit-emulator/requests[?service=s3&operation=PutObject]`` returns every
+  AWS request served, oldest first (``seq``, wall-clock ``time``, ``service``, ``operation``,
+  ``method``, ``path``, for S3 ``bucket``/``key`` and the ``keys`` of a ``DeleteObjects``, the
+  HTTP ``status`` once answered, ``fault`` (its id) when one matched, ``held`` while held).
+  Entries are logged on arrival, so a held request is visible while it waits.  ``DELETE`` empties
+  it; the most recent 20,000 are kept.  Faults and the log are cleared by ``/moto-api/reset``.
 
 Limitations (deliberate):
 
@@ -120,14 +146,16 @@ import json
 import logging
 import math
 import os
+import re
 import secrets
 import signal
 import sys
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack, cast
@@ -140,7 +168,7 @@ if TYPE_CHECKING:
     from moto.dynamodb.responses import DynamoHandler
     from moto.server import ThreadedMotoServer
 
-__all__ = ["CLOCK_PATH", "EmulatorSettings", "EmulatorThread", "install", "serve"]
+__all__ = ["CLOCK_PATH", "FAULTS_PATH", "REQUESTS_PATH", "EmulatorSettings", "EmulatorThread", "install", "serve"]
 
 _ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
 # AWS: "A client token is valid for 8 hours after the first request that uses it is completed."
@@ -614,6 +642,8 @@ class _Export:
     failure_message: str | None = None
     # Why writing _started failed; reported (asynchronously, like AWS) when the export ends.
     start_error: BaseException | None = None
+    # (FailureCode, FailureMessage) asked for by an injected fault: the export ends FAILED with them.
+    injected_failure: tuple[str, str] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -706,6 +736,9 @@ class _Export:
             return  # moto was reset meanwhile; this export no longer exists
         from moto.s3.exceptions import MissingBucket
 
+        if self.injected_failure is not None:
+            self._fail(*self.injected_failure)
+            return
         try:
             if self.start_error is not None:
                 raise self.start_error
@@ -986,8 +1019,22 @@ def _backend_export_table(
             billed_size_bytes=billed,
             window=window,
         )
+        override: _ExportOverride | None = getattr(_tls, "export_override", None)
+        if override is not None:
+            export.injected_failure = override.failure
         _exports(self)[export.arn] = export
     export.write_started()
+    if override is not None and override.export_seconds is not None:
+        # An injected duration: clearing the faults (DELETE /jit-audit-emulator/faults) ends it early.
+        release = _fault_state.current_release()
+        seconds = override.export_seconds
+
+        def finish_when_released() -> None:
+            release.wait(seconds)
+            export.finish(self)
+
+        threading.Thread(target=finish_when_released, name=f"export-{export.export_id}", daemon=True).start()
+        return export
     timer = threading.Timer(settings.export_seconds, export.finish, args=(self,))
     timer.daemon = True  # never keep the process alive for an export
     timer.start()
@@ -1109,27 +1156,489 @@ def _handle_list_exports(self: DynamoHandler) -> ActionResult:
     return _action_result(result)
 
 
+# --------------------------------------------------------------------------- faults and request log
+
+#: The emulator-only fault endpoint (GET: pending faults, POST: add one, DELETE: clear and release).
+FAULTS_PATH = "/jit-audit-emulator/faults"
+#: The emulator-only request log (GET: every AWS request served, oldest first; DELETE: forget them).
+REQUESTS_PATH = "/jit-audit-emulator/requests"
+_RESET_PATH = "/moto-api/reset"
+# The request log keeps the most recent requests only, so a long-lived `make up` emulator stays small.
+_REQUEST_LOG_MAX = 20_000
+_HOLD_PHASES = ("request", "response")
+# AWS answers DynamoDB throttling from its availability layer, with this __type prefix.
+_JSON_ERROR_PREFIXES = {
+    "dynamodb": {"ThrottlingException": "com.amazon.coral.availability#", "*": _ERROR_PREFIX},
+}
+_SIGV4_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/[^/,\s]+/([^/,\s]+)/aws4_request")
+
+
+@dataclass
+class _Fault:
+    """One injected fault: what it matches, what it does, how many more times."""
+
+    fault_id: int
+    service: str
+    operation: str
+    count: int
+    key_contains: str | None = None
+    error: str | None = None
+    status: int = 400
+    message: str | None = None
+    hold_seconds: float | None = None
+    hold: str = "request"
+    export_seconds: float | None = None
+    export_failure: tuple[str, str] | None = None
+
+    @classmethod
+    def from_json(cls, fault_id: int, payload: Any) -> _Fault:
+        """Validate a POSTed fault; every mistake is a ValueError naming the member."""
+        if not isinstance(payload, dict):
+            raise ValueError("expected a JSON object describing one fault")
+        known = {"service", "operation", "count", "key_contains", "error", "status", "message", "hold_seconds",
+                 "hold", "export_seconds", "export_failure"}
+        unknown = sorted(set(payload) - known)
+        if unknown:
+            raise ValueError(f"unknown members {unknown}; known: {sorted(known)}")
+
+        def text(name: str, required: bool = False) -> str | None:
+            value = payload.get(name)
+            if value is None and not required:
+                return None
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{name!r} must be a non-empty string")
+            return value
+
+        def seconds(name: str) -> float | None:
+            value = payload.get(name)
+            if value is None:
+                return None
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 3600:
+                raise ValueError(f"{name!r} must be a number of seconds between 0 and 3600")
+            return float(value)
+
+        count = payload.get("count", 1)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError("'count' must be an integer >= 1")
+        status = payload.get("status", 400)
+        if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+            raise ValueError("'status' must be an HTTP error status (400-599)")
+        hold = payload.get("hold", "request")
+        if hold not in _HOLD_PHASES:
+            raise ValueError(f"'hold' must be one of {list(_HOLD_PHASES)}")
+        failure = payload.get("export_failure")
+        export_failure = None
+        if failure is not None:
+            if not isinstance(failure, dict) or not all(
+                isinstance(failure.get(name), str) and failure.get(name) for name in ("code", "message")
+            ):
+                raise ValueError("'export_failure' must be {\"code\": <FailureCode>, \"message\": <FailureMessage>}")
+            export_failure = (failure["code"], failure["message"])
+        fault = cls(
+            fault_id=fault_id,
+            service=cast(str, text("service", required=True)).lower(),
+            operation=cast(str, text("operation", required=True)),
+            count=count,
+            key_contains=text("key_contains"),
+            error=text("error"),
+            status=status,
+            message=text("message"),
+            hold_seconds=seconds("hold_seconds"),
+            hold=hold,
+            export_seconds=seconds("export_seconds"),
+            export_failure=export_failure,
+        )
+        exporting = fault.export_seconds is not None or fault.export_failure is not None
+        if exporting and (fault.service, fault.operation) != ("dynamodb", "ExportTableToPointInTime"):
+            raise ValueError("'export_seconds' and 'export_failure' apply to dynamodb ExportTableToPointInTime only")
+        if fault.error is not None and exporting:
+            raise ValueError("an 'error' answers the request itself, so no export starts: drop 'export_*'")
+        if fault.error is None and fault.hold_seconds is None and not exporting:
+            raise ValueError("a fault needs 'error', 'hold_seconds', 'export_seconds' or 'export_failure'")
+        return fault
+
+    def describe(self) -> dict[str, Any]:
+        document = {
+            "id": self.fault_id,
+            "service": self.service,
+            "operation": self.operation,
+            "remaining": self.count,
+            "key_contains": self.key_contains,
+            "error": self.error,
+            "status": self.status if self.error else None,
+            "message": self.message,
+            "hold_seconds": self.hold_seconds,
+            "hold": self.hold if self.hold_seconds is not None else None,
+            "export_seconds": self.export_seconds,
+            "export_failure": (
+                {"code": self.export_failure[0], "message": self.export_failure[1]} if self.export_failure else None
+            ),
+        }
+        return {name: value for name, value in document.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class _ExportOverride:
+    """What a matched fault asks of the export its request starts (read by _backend_export_table)."""
+
+    export_seconds: float | None
+    failure: tuple[str, str] | None
+
+
+class _FaultState:
+    """Pending faults, the request log and the event that releases every hold, process-wide."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.faults: list[_Fault] = []
+        self.next_fault_id = 1
+        self.requests: deque[dict[str, Any]] = deque(maxlen=_REQUEST_LOG_MAX)
+        self.next_seq = 1
+        self.release = threading.Event()
+
+    def add(self, payload: Any) -> _Fault:
+        with self.lock:
+            fault = _Fault.from_json(self.next_fault_id, payload)
+            self.next_fault_id += 1
+            self.faults.append(fault)
+            return fault
+
+    def pending(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [fault.describe() for fault in self.faults]
+
+    def take(self, service: str, operation: str, key: str | None) -> _Fault | None:
+        """The first pending fault matching this request, one use consumed (None: serve normally)."""
+        with self.lock:
+            for fault in self.faults:
+                if fault.service != service or fault.operation != operation:
+                    continue
+                if fault.key_contains is not None and (key is None or fault.key_contains not in key):
+                    continue
+                fault.count -= 1
+                if fault.count == 0:
+                    self.faults.remove(fault)
+                return replace(fault)
+        return None
+
+    def clear_faults(self) -> None:
+        """Forget pending faults and end every hold now (held requests and held exports go on)."""
+        with self.lock:
+            self.faults.clear()
+            release, self.release = self.release, threading.Event()
+        release.set()
+
+    def clear_requests(self) -> None:
+        with self.lock:
+            self.requests.clear()
+
+    def log(self, entry: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            entry["seq"] = self.next_seq
+            self.next_seq += 1
+            self.requests.append(entry)
+        return entry
+
+    def update(self, entry: dict[str, Any], **fields: Any) -> None:
+        """Change a logged entry (its status, whether it is held); None removes a field."""
+        with self.lock:
+            for name, value in fields.items():
+                if value is None:
+                    entry.pop(name, None)
+                else:
+                    entry[name] = value
+
+    def logged(self, service: str | None, operation: str | None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [
+                dict(entry)
+                for entry in self.requests
+                if (service is None or entry["service"] == service)
+                and (operation is None or entry["operation"] == operation)
+            ]
+
+    def current_release(self) -> threading.Event:
+        with self.lock:
+            return self.release
+
+
+_fault_state = _FaultState()
+
+
+def _service_of(environ: dict[str, Any]) -> str:
+    """The SigV4 signing name from the Authorization header's credential scope (``s3``, ``dynamodb``...)."""
+    match = _SIGV4_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    if match:
+        return match.group(1).lower()
+    return "s3" if "X-Amz-Credential" not in environ.get("QUERY_STRING", "") else "unknown"
+
+
+def _s3_request(environ: dict[str, Any], body: bytes | None) -> tuple[str, str | None, str | None, list[str] | None]:
+    """(operation, bucket, key, keys deleted) of a path-style S3 REST request, named as in the API."""
+    from urllib.parse import parse_qs, unquote
+
+    path = unquote(environ.get("PATH_INFO", ""))
+    bucket, _, key = path.lstrip("/").partition("/")
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    method = environ.get("REQUEST_METHOD", "GET")
+    copy = "HTTP_X_AMZ_COPY_SOURCE" in environ
+    deleted: list[str] | None = None
+    subresource = next(
+        (name for name in ("tagging", "acl", "versioning", "lifecycle", "encryption", "object-lock", "policy",
+                           "publicAccessBlock", "location", "retention", "legal-hold", "attributes", "cors")
+         if name in query),
+        None,
+    )
+    suffix = "".join(part.capitalize() for part in re.split(r"[-_]", subresource)) if subresource else ""
+    if suffix == "Publicaccessblock":
+        suffix = "PublicAccessBlock"
+    if key:
+        if method == "PUT":
+            if "uploadId" in query:
+                operation = "UploadPartCopy" if copy else "UploadPart"
+            else:
+                operation = f"PutObject{suffix}" if suffix else ("CopyObject" if copy else "PutObject")
+        elif method in ("GET", "HEAD"):
+            verb = "Get" if method == "GET" else "Head"
+            operation = "ListParts" if "uploadId" in query else f"{verb}Object{suffix}"
+        elif method == "DELETE":
+            operation = "AbortMultipartUpload" if "uploadId" in query else f"DeleteObject{suffix}"
+        elif method == "POST":
+            operation = ("CreateMultipartUpload" if "uploads" in query
+                         else "CompleteMultipartUpload" if "uploadId" in query else "PostObject")
+        else:
+            operation = method
+        return operation, bucket or None, key, None
+    if method == "POST" and "delete" in query:
+        deleted = re.findall(r"<Key>([^<]*)</Key>", (body or b"").decode("utf-8", "replace"))
+        from html import unescape
+
+        return "DeleteObjects", bucket or None, None, [unescape(name) for name in deleted]
+    if not bucket:
+        return ("ListBuckets" if method == "GET" else method), None, None, None
+    if method == "GET":
+        operation = f"GetBucket{suffix}" if suffix else ("ListObjectsV2" if query.get("list-type") == ["2"]
+                                                       else "ListObjectVersions" if "versions" in query
+                                                       else "ListObjects")
+    elif method == "HEAD":
+        operation = "HeadBucket"
+    elif method == "PUT":
+        operation = f"PutBucket{suffix}" if suffix else "CreateBucket"
+    elif method == "DELETE":
+        operation = f"DeleteBucket{suffix}" if suffix else "DeleteBucket"
+    else:
+        operation = method
+    return operation, bucket, None, None
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """Read a small request body and put it back, so moto still reads all of it."""
+    import io
+
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    return body
+
+
+def _describe_request(environ: dict[str, Any]) -> dict[str, Any]:
+    """service, operation and (S3) bucket/key/keys of one AWS request, for the log and for matching."""
+    from urllib.parse import parse_qs
+
+    service = _service_of(environ)
+    method = environ.get("REQUEST_METHOD", "GET")
+    entry: dict[str, Any] = {"service": service, "method": method, "path": environ.get("PATH_INFO", "")}
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        entry["operation"] = target.rpartition(".")[2]
+    elif service == "s3":
+        query = environ.get("QUERY_STRING", "")
+        body = _read_body(environ) if method == "POST" and "delete" in parse_qs(query, keep_blank_values=True) else None
+        operation, bucket, key, keys = _s3_request(environ, body)
+        entry.update(operation=operation, bucket=bucket, key=key)
+        if keys is not None:
+            entry["keys"] = keys
+    else:
+        action = parse_qs(environ.get("QUERY_STRING", "")).get("Action")
+        content_type = environ.get("CONTENT_TYPE", "")
+        if not action and method == "POST" and content_type.startswith("application/x-www-form-urlencoded"):
+            action = parse_qs(_read_body(environ).decode("utf-8", "replace")).get("Action")
+        entry["operation"] = action[0] if action else method
+    return entry
+
+
+def _error_response(service: str, target: bool, fault: _Fault) -> tuple[int, list[tuple[str, str]], bytes]:
+    """The error the way AWS sends it for this protocol (botocore parses code and message from it)."""
+    code = cast(str, fault.error)
+    message = fault.message or f"{code} (injected by the jit-audit emulator)"
+    request_id = str(uuid.uuid4())
+    if target:  # JSON protocols (DynamoDB, SQS, ...): __type carries the code
+        prefixes = _JSON_ERROR_PREFIXES.get(service, {})
+        error_type = prefixes.get(code, prefixes.get("*", "")) + code
+        body = json.dumps({"__type": error_type, "message": message}).encode()
+        headers = [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", request_id)]
+        return fault.status, headers, body
+    from xml.sax.saxutils import escape
+
+    if service == "s3":
+        xml = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{escape(code)}</Code>'
+               f"<Message>{escape(message)}</Message><RequestId>{request_id}</RequestId>"
+               f"<HostId>{request_id}</HostId></Error>")
+    else:  # query protocol (SNS, ...)
+        side = "Sender" if fault.status < 500 else "Receiver"
+        xml = (f"<ErrorResponse><Error><Type>{side}</Type><Code>{escape(code)}</Code>"
+               f"<Message>{escape(message)}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>")
+    headers = [("Content-Type", "application/xml"), ("x-amz-request-id", request_id)]
+    return fault.status, headers, xml.encode()
+
+
+def _status_line(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} Error"
+
+
+def _json_response(
+    environ: dict[str, Any], start_response: _StartResponse, status: int, body: dict[str, Any], allow: str
+) -> Iterable[bytes]:
+    from werkzeug.wrappers import Response
+
+    response = Response(json.dumps(body), status=status, mimetype="application/json")
+    if status == 405:
+        response.headers["Allow"] = allow
+    return cast(Iterable[bytes], response(environ, start_response))
+
+
+def _serve_faults(environ: dict[str, Any], start_response: _StartResponse) -> Iterable[bytes]:
+    from werkzeug.wrappers import Request
+
+    request = Request(environ)
+    if request.method in ("GET", "HEAD"):
+        return _json_response(environ, start_response, 200, {"faults": _fault_state.pending()}, "")
+    if request.method == "DELETE":
+        _fault_state.clear_faults()
+        return _json_response(environ, start_response, 200, {"faults": []}, "")
+    if request.method == "POST":
+        try:
+            fault = _fault_state.add(json.loads(request.get_data() or b"null"))
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+            return _json_response(environ, start_response, 400, {"message": str(exc)}, "")
+        return _json_response(environ, start_response, 200, {"fault": fault.describe()}, "")
+    return _json_response(environ, start_response, 405, {"message": f"{request.method} not allowed"},
+                          "GET, HEAD, POST, DELETE")
+
+
+def _serve_requests(environ: dict[str, Any], start_response: _StartResponse) -> Iterable[bytes]:
+    from werkzeug.wrappers import Request
+
+    request = Request(environ)
+    if request.method in ("GET", "HEAD"):
+        found = _fault_state.logged(request.args.get("service"), request.args.get("operation"))
+        return _json_response(environ, start_response, 200, {"requests": found}, "")
+    if request.method == "DELETE":
+        _fault_state.clear_requests()
+        return _json_response(environ, start_response, 200, {"requests": []}, "")
+    return _json_response(environ, start_response, 405, {"message": f"{request.method} not allowed"},
+                          "GET, HEAD, DELETE")
+
+
+def _serve_aws(
+    app: Callable[[dict[str, Any], _StartResponse], Iterable[bytes]],
+    environ: dict[str, Any],
+    start_response: _StartResponse,
+) -> Iterable[bytes]:
+    """Log the request, apply the first fault that matches it, and let moto answer the rest."""
+    entry = _describe_request(environ)
+    entry["time"] = _iso_micros(time.time_ns() // 1000)  # wall-clock time, whatever the emulator's clock says
+    fault = _fault_state.take(entry["service"], entry["operation"], entry.get("key"))
+    if fault is not None:
+        entry["fault"] = fault.fault_id
+    _fault_state.log(entry)  # logged on arrival: a held request is visible while it waits
+    release = _fault_state.current_release()
+    if fault is not None and fault.hold_seconds is not None and fault.hold == "request":
+        _fault_state.update(entry, held="request")
+        release.wait(fault.hold_seconds)
+        _fault_state.update(entry, held=None)
+    if fault is not None and fault.error is not None:
+        status, headers, body = _error_response(entry["service"], "HTTP_X_AMZ_TARGET" in environ, fault)
+        _fault_state.update(entry, status=status, error=fault.error)
+        start_response(_status_line(status), [*headers, ("Content-Length", str(len(body)))])
+        return [body]
+
+    captured: dict[str, Any] = {}
+
+    def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], Any]:
+        _fault_state.update(entry, status=int(status.split(" ", 1)[0]))
+        captured.update(status=status, headers=headers, exc_info=exc_info)
+        if fault is not None and fault.hold_seconds is not None and fault.hold == "response":
+            return lambda data: None  # moto does not use write(); the body is its iterable
+        return start_response(status, headers, exc_info)
+
+    if fault is not None and (fault.export_seconds is not None or fault.export_failure is not None):
+        _tls.export_override = _ExportOverride(fault.export_seconds, fault.export_failure)
+    try:
+        result = app(environ, capture)
+    finally:
+        _tls.export_override = None
+    if fault is None or fault.hold_seconds is None or fault.hold != "response":
+        return result
+    # Done by moto (an export is started, an object written), but the client hears nothing yet.
+    try:
+        body = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    _fault_state.update(entry, held="response")
+    release.wait(fault.hold_seconds)
+    _fault_state.update(entry, held=None)
+    start_response(captured["status"], captured["headers"], captured["exc_info"])
+    return [body]
+
+
 # --------------------------------------------------------------------------- servers
 
 
 _StartResponse = Callable[..., Any]
 
 
-class _ClockMiddleware:
-    """WSGI wrapper answering :data:`CLOCK_PATH` itself and passing everything else to moto.
+class _ControlMiddleware:
+    """WSGI wrapper in front of moto: the emulator's own endpoints, the request log and the faults.
 
-    ``GET`` returns ``{"offset_seconds", "now", "now_epoch_seconds"}``; ``POST`` with the JSON
-    body ``{"offset_seconds": <number>}`` sets the offset and returns the same document.  Like
-    moto's ``/moto-api/`` endpoints it answers on any host name.
+    It answers :data:`CLOCK_PATH`, :data:`FAULTS_PATH` and :data:`REQUESTS_PATH` itself, clears
+    faults and the request log when moto is reset (``POST /moto-api/reset``), and passes every AWS
+    request to moto through :func:`_serve_aws`.  Like moto's ``/moto-api/`` endpoints it answers on
+    any host name.
     """
 
     def __init__(self, app: Callable[[dict[str, Any], _StartResponse], Iterable[bytes]]) -> None:
         self.app = app
 
     def __call__(self, environ: dict[str, Any], start_response: _StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != CLOCK_PATH:
-            return self.app(environ, start_response)
-        from werkzeug.wrappers import Request, Response
+        path = environ.get("PATH_INFO", "")
+        if path == CLOCK_PATH:
+            return self._clock(environ, start_response)
+        if path == FAULTS_PATH:
+            return _serve_faults(environ, start_response)
+        if path == REQUESTS_PATH:
+            return _serve_requests(environ, start_response)
+        if path.startswith("/moto-api/"):
+            result = self.app(environ, start_response)
+            if path == _RESET_PATH and environ.get("REQUEST_METHOD") == "POST":
+                _fault_state.clear_faults()
+                _fault_state.clear_requests()
+            return result
+        return _serve_aws(self.app, environ, start_response)
+
+    @staticmethod
+    def _clock(environ: dict[str, Any], start_response: _StartResponse) -> Iterable[bytes]:
+        """``GET`` returns ``{"offset_seconds", "now", "now_epoch_seconds"}``; ``POST`` with the JSON
+        body ``{"offset_seconds": <number>}`` sets the offset and returns the same document."""
+        from werkzeug.wrappers import Request
 
         request = Request(environ)
         status = 200
@@ -1146,17 +1655,14 @@ class _ClockMiddleware:
             body = _clock_state()
         else:
             status, body = 405, {"message": f"{request.method} not allowed; use GET or POST"}
-        response = Response(json.dumps(body), status=status, mimetype="application/json")
-        if status == 405:
-            response.headers["Allow"] = "GET, HEAD, POST"
-        return cast(Iterable[bytes], response(environ, start_response))
+        return _json_response(environ, start_response, status, body, "GET, HEAD, POST")
 
 
-def _wsgi_app() -> _ClockMiddleware:
-    """moto's all-services app (as ``moto_server`` builds it), behind the clock endpoint."""
+def _wsgi_app() -> _ControlMiddleware:
+    """moto's all-services app (as ``moto_server`` builds it), behind the emulator's own endpoints."""
     from moto.server import DomainDispatcherApplication, create_backend_app
 
-    return _ClockMiddleware(DomainDispatcherApplication(create_backend_app))
+    return _ControlMiddleware(DomainDispatcherApplication(create_backend_app))
 
 
 class _Stop(Exception):
