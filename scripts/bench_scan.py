@@ -6,7 +6,10 @@ realistic items (30,000 by default). Then both clients export the ERROR events f
 1. the runbook's Method 4, verbatim (``RUNBOOK_METHOD_4``): a bash loop running ``aws dynamodb
    scan`` (awscli, pinned in requirements-bench-awscli.txt, from .bench/awscli-venv) and ``jq``,
    pointed at the emulator only through ``AWS_ENDPOINT_URL``;
-2. ``jit-audit scan --event-type ERROR`` (flattened JSON Lines on stdout).
+2. ``jit-audit scan --event-type ERROR`` (flattened JSON Lines on stdout), which reads through the
+   lean signed-HTTP reader (``jit_audit.dynamodb_http``);
+3. for reference, the same command with ``--client boto3`` (a boto3 client does the reads): what
+   the lean reader saves. The target applies to row 2.
 
 The emulator's own work is the same for both, so what is compared is what the client pays: the
 CPU (user + system) of the client's process tree, from the kernel (wait4), and the wall clock;
@@ -48,6 +51,8 @@ REGION = "us-east-1"
 TARGET_RATIO = 0.25
 RUNBOOK = "runbook Method 4: aws CLI + jq loop"
 OURS = f"jit-audit scan --event-type {EVENT_TYPE}"
+OURS_BOTO3 = f"{OURS} --client boto3"
+KINDS = ((RUNBOOK, "runbook"), (OURS, "ours"), (OURS_BOTO3, "ours_boto3"))
 
 # The runbook's Method 4, verbatim.
 RUNBOOK_METHOD_4 = """#!/bin/bash
@@ -106,7 +111,7 @@ while True:
 print(json.dumps({"items": len(items), "by_type": dict(sorted(by_type.items())), "pages": pages}))
 """
 
-# argv: event type, then kind:path pairs (kind "runbook" or "ours"); the first is the reference.
+# argv: event type, then kind:path pairs (kind "runbook", "ours" or "ours_boto3"); the first is the reference.
 COMPARE = """import json, sys
 from collections import Counter
 
@@ -255,7 +260,8 @@ def run_clients(endpoint: str, env: dict[str, str], work: Path, repeats: int,
             "--region", REGION, "--table", TABLE]
     if segments is not None:
         ours += ["--segments", str(segments)]
-    clients = [(RUNBOOK, "runbook", ["bash", str(script)]), (OURS, "ours", ours)]
+    clients = [(RUNBOOK, "runbook", ["bash", str(script)]), (OURS, "ours", ours),
+               (OURS_BOTO3, "ours_boto3", [*ours, "--client", "boto3"])]
     figures: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in clients}
     outputs = []
     for run in range(repeats):  # alternate, so drift in the machine's speed hits both alike
@@ -273,16 +279,16 @@ def print_table(figures: dict[str, list[dict[str, float]]], comparison: list[dic
     errors = seeded["by_type"].get(EVENT_TYPE, 0)
     pages = seeded["pages"]
     scanned = [page["scanned"] for page in pages]
-    items = {kind: next(run["items"] for run in comparison if run["kind"] == kind) for kind in ("runbook", "ours")}
+    items = {kind: next(run["items"] for run in comparison if run["kind"] == kind) for _, kind in KINDS}
     cpu = {name: statistics.median(run["cpu"] for run in runs) for name, runs in figures.items()}
     wall = {name: statistics.median(run["wall"] for run in runs) for name, runs in figures.items()}
     print(f"\nExporting the {EVENT_TYPE} events by Scan from the emulator: {seeded['items']:,} items seeded "
           f"({errors:,} {EVENT_TYPE}); client CPU of the process tree, median of {repeats}:\n")
-    header = f"{'client':<38} {'CPU s':>7} {'wall s':>7} {'items':>7} {'CPU ratio':>10}"
+    header = f"{'client':<52} {'CPU s':>7} {'wall s':>7} {'items':>7} {'CPU ratio':>10}"
     print(header)
     print("-" * len(header))
-    for name, kind in ((RUNBOOK, "runbook"), (OURS, "ours")):
-        print(f"{name:<38} {cpu[name]:>7.2f} {wall[name]:>7.2f} {items[kind]:>7,} {cpu[name] / cpu[RUNBOOK]:>9.3f}x")
+    for name, kind in KINDS:
+        print(f"{name:<52} {cpu[name]:>7.2f} {wall[name]:>7.2f} {items[kind]:>7,} {cpu[name] / cpu[RUNBOOK]:>9.3f}x")
     print(f"\n  Paging: the emulator (moto 5.2.5) cut the runbook's Scan (no Limit) into {len(pages)} page(s) of "
           f"<= 1 MB of scanned items ({min(scanned):,} to {max(scanned):,} items each; the filter is applied "
           f"after the cut, as DynamoDB does).")
@@ -291,7 +297,7 @@ def print_table(figures: dict[str, list[dict[str, float]]], comparison: list[dic
               "single `aws dynamodb scan`\n  fetches every page and prints no LastEvaluatedKey: the loop's own "
               "pagination branch does not run.")
     checks = []
-    for name, kind in ((RUNBOOK, "runbook"), (OURS, "ours")):
+    for name, kind in KINDS:
         runs = [run for run in comparison[1:] if run["kind"] == kind]  # [0] is the reference itself
         if all(run["equal"] for run in runs):
             checks.append((f"{name}: {len(runs)} run(s), each the same {items['runbook']:,} items as the "

@@ -9,7 +9,9 @@
     jit-audit verify s3://bucket/exports/jsonl/table=jit_audit/snapshot_date=2026-11-24/ [--through 2026-11-26]
 
 AWS is reached the usual boto3 way (profiles, environment, ``AWS_ENDPOINT_URL``); ``--endpoint-url``
-points every command at the emulator.
+points every command at the emulator. ``query`` and ``scan`` read DynamoDB through
+``jit_audit.dynamodb_http`` (botocore's signer and credentials, without building a boto3 client,
+which costs a short process more CPU than the reads themselves); ``--client boto3`` opts out.
 """
 
 from __future__ import annotations
@@ -85,11 +87,8 @@ def _cmd_flatten(args: argparse.Namespace) -> int:
 
 def _cmd_query(args: argparse.Namespace) -> int:
     """``jit-audit query`` and ``jit-audit scan``: same validation and library as the ad-hoc DAG."""
-    import threading
-
-    import boto3
-
-    from jit_audit.query import QueryParamError, parse_query, run, run_to_s3
+    from jit_audit.dynamodb_http import DynamoDBError, open_reader
+    from jit_audit.query import QueryParamError, parse_query, run_to_s3
 
     params: dict[str, object] = {
         "query_by": args.by if args.command == "query" else "event_type",
@@ -107,34 +106,58 @@ def _cmd_query(args: argparse.Namespace) -> int:
         print(f"jit-audit {args.command}: {error}", file=sys.stderr)
         return 2
     kwargs = _session_kwargs(args)
-    dynamodb = boto3.client("dynamodb", **kwargs)
+    dynamodb = open_reader(args.endpoint_url, args.region, lean=args.client == "lean")
     out = args.out or "-"
-    if out.startswith("s3://"):
-        bucket, _, prefix = out[len("s3://") :].partition("/")
-        summary = run_to_s3(dynamodb, boto3.client("s3", **kwargs), args.table, query, bucket, prefix)
-        print(f"wrote {summary['counts']['items']} items to {summary['uri']}", file=sys.stderr)
-        truncated = summary["truncated_at_max_items"]
-    else:
-        from contextlib import ExitStack
+    try:
+        if out.startswith("s3://"):
+            import boto3
 
-        from jit_audit.codecs import deterministic_gzip_writer
-
-        with ExitStack() as stack:
-            target = sys.stdout.buffer if out == "-" else stack.enter_context(open(out, "wb"))
-            if out.endswith(".gz"):
-                target = stack.enter_context(deterministic_gzip_writer(target))
-            lock = threading.Lock()
-
-            def write(data: bytes) -> None:
-                with lock:
-                    target.write(data)
-
-            result = run(dynamodb, args.table, query, lambda index: write)
-        truncated = result.truncated
-        print(f"wrote {result.items} items ({dict(sorted(result.by_event_type.items()))})", file=sys.stderr)
+            bucket, _, prefix = out[len("s3://") :].partition("/")
+            summary = run_to_s3(dynamodb, boto3.client("s3", **kwargs), args.table, query, bucket, prefix)
+            print(f"wrote {summary['counts']['items']} items to {summary['uri']}", file=sys.stderr)
+            truncated = summary["truncated_at_max_items"]
+        else:
+            truncated = _query_to_file(dynamodb, args, query, out)
+    except DynamoDBError as error:
+        print(f"jit-audit {args.command}: DynamoDB {error}", file=sys.stderr)
+        return 1
+    except Exception as error:
+        if not _is_botocore_error(error):
+            raise
+        print(f"jit-audit {args.command}: {error}", file=sys.stderr)
+        return 1
     if truncated:
         print(f"jit-audit {args.command}: stopped at --max-items {query.max_items}; there are more", file=sys.stderr)
     return 0
+
+
+def _is_botocore_error(error: Exception) -> bool:
+    """A boto3 client's error (checked without importing botocore when nothing loaded it)."""
+    exceptions = sys.modules.get("botocore.exceptions")
+    return exceptions is not None and isinstance(error, exceptions.ClientError | exceptions.BotoCoreError)
+
+
+def _query_to_file(dynamodb: Any, args: argparse.Namespace, query: Any, out: str) -> bool:
+    """Write the query's lines to stdout or a file (gzip if it ends in .gz); True if capped at max items."""
+    import threading
+    from contextlib import ExitStack
+
+    from jit_audit.codecs import deterministic_gzip_writer
+    from jit_audit.query import run
+
+    with ExitStack() as stack:
+        target = sys.stdout.buffer if out == "-" else stack.enter_context(open(out, "wb"))
+        if out.endswith(".gz"):
+            target = stack.enter_context(deterministic_gzip_writer(target))
+        lock = threading.Lock()
+
+        def write(data: bytes) -> None:
+            with lock:
+                target.write(data)
+
+        result = run(dynamodb, args.table, query, lambda index: write)
+    print(f"wrote {result.items} items ({dict(sorted(result.by_event_type.items()))})", file=sys.stderr)
+    return result.truncated
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -259,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--table", default="jit_audit")
         command.add_argument("--endpoint-url", help="AWS endpoint, e.g. the emulator's http://127.0.0.1:5000")
         command.add_argument("--region")
+        command.add_argument(
+            "--client", choices=("lean", "boto3"), default="lean",
+            help="DynamoDB reads through the lean signed-HTTP reader (default; falls back to boto3 where it is "
+                 "not exact: other partitions, FIPS/dual-stack) or always through a boto3 client")
         command.set_defaults(func=_cmd_query)
 
     query = commands.add_parser("query", help="Query by request, account or channel (runbook Method 2), as JSON Lines")

@@ -251,6 +251,11 @@ def flatten_client_item(item: dict[str, Any]) -> bytes:
     return orjson.dumps(plain, option=orjson.OPT_APPEND_NEWLINE)
 
 
+def flatten_wire_item(item: dict[str, Any]) -> bytes:
+    """Flatten an item in DynamoDB's wire JSON (binary already base64 text, as in an export) to one line."""
+    return orjson.dumps(flatten_item(item), option=orjson.OPT_APPEND_NEWLINE)
+
+
 @dataclass
 class QueryResult:
     items: int = 0
@@ -269,10 +274,13 @@ def run(
 
     ``open_part(index)`` returns the writer of part ``index``. Stops at ``max_items``; once the cap
     is full the workers read on only until one more matching item shows (then the result is
-    ``truncated``) or the pages run out (then it is complete, and says so).
+    ``truncated``) or the pages run out (then it is complete, and says so). ``client`` is a
+    low-level boto3 DynamoDB client or a reader with the same ``query``/``scan`` calls that
+    returns wire JSON (``returns_wire_json``, e.g. ``jit_audit.dynamodb_http.DynamoDBReader``).
     """
     operation, worker_requests = requests(query, table)
     call = getattr(client, operation)
+    flatten = flatten_wire_item if getattr(client, "returns_wire_json", False) else flatten_client_item
     result = QueryResult()
     lock = threading.Lock()
     stop = threading.Event()
@@ -292,7 +300,7 @@ def run(
             lines = []
             counts: Counter[str] = Counter()
             for item in page.get("Items", []):
-                lines.append(flatten_client_item(item))
+                lines.append(flatten(item))
                 counts[item.get("event_type", {}).get("S", "(none)")] += 1
             with lock:
                 result.pages += 1
