@@ -6,11 +6,19 @@ the command line), so the rules here are the same wherever they run.
 
 from __future__ import annotations
 
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from jit_audit.layout import client_token
+
+log = logging.getLogger(__name__)
 
 #: Statuses of an export that a re-run can reuse (a FAILED export is never reused).
 REUSABLE_STATUSES = ("IN_PROGRESS", "COMPLETED")
@@ -26,6 +34,67 @@ class ExportTimeTooOld(RuntimeError):
 
 class ExportFailed(RuntimeError):
     """DynamoDB reports the export as FAILED."""
+
+
+class ExportStartRefused(RuntimeError):
+    """DynamoDB kept refusing to start the export for now (limits, throttling): a later retry may work."""
+
+
+#: Error codes with which DynamoDB refuses to start an export *for now*: nothing was started, and the
+#: same request (same ClientToken) may succeed later. botocore's retry handler retries
+#: ThrottlingException itself (legacy mode: up to 10 attempts for DynamoDB) but never
+#: LimitExceededException (too many exports or table operations at once), which only clears
+#: when other operations finish, seconds to minutes later.
+START_REFUSALS = ("LimitExceededException", "ThrottlingException")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff with jitter: ``base, 2*base, 4*base...`` up to ``cap`` seconds,
+    each delay drawn from its upper half so that concurrent runs do not retry in lockstep."""
+
+    attempts: int = 6
+    base_seconds: float = 1.0
+    cap_seconds: float = 60.0
+
+    def delays(self) -> Iterator[float]:
+        """The waits between ``attempts`` tries (one fewer than the tries)."""
+        for retry in range(self.attempts - 1):
+            ceiling = min(self.cap_seconds, self.base_seconds * 2**retry)
+            yield random.uniform(ceiling / 2, ceiling)
+
+
+#: Six tries over about a minute (1, 2, 4, 8, 16 s ceilings); the task's own retries come after.
+START_EXPORT_BACKOFF = Backoff()
+
+
+def _start_export(
+    client: Any, request: dict[str, Any], backoff: Backoff, sleep: Callable[[float], None]
+) -> dict[str, Any]:
+    """ExportTableToPointInTime, retried with backoff while DynamoDB refuses it for now.
+
+    Safe to repeat: every try carries the same ClientToken, so DynamoDB starts at most one export.
+    """
+    delays = backoff.delays()
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            return client.export_table_to_point_in_time(**request)["ExportDescription"]
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code")
+            if code not in START_REFUSALS:
+                raise
+            delay = next(delays, None)
+            if delay is None:
+                raise ExportStartRefused(
+                    f"DynamoDB refused to start the export {tries} times ({code}: "
+                    f"{error.response.get('Error', {}).get('Message', '')}); nothing was started. "
+                    "A later retry can succeed once other exports or table operations finish."
+                ) from error
+            log.warning("DynamoDB refused to start the export (%s, try %d of %d); retrying in %.1f s "
+                        "with the same ClientToken", code, tries, backoff.attempts, delay)
+            sleep(delay)
 
 
 @dataclass(frozen=True)
@@ -162,13 +231,16 @@ def find_or_start_export(
     bucket_owner: str | None = None,
     kms_key_id: str | None = None,
     window_start: datetime | str | None = None,
+    backoff: Backoff = START_EXPORT_BACKOFF,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> ExportStart:
     """Return the export of this snapshot, starting it only if none is running or done.
 
     With ``window_start`` it is an incremental export of the changes in
     [window_start, export_time); otherwise a full export as of ``export_time``. A retry or a re-run
     finds the earlier export through ListExports; the ClientToken covers the race of two attempts
-    starting at once (DynamoDB answers both with the same export).
+    starting at once (DynamoDB answers both with the same export), and the tries ``backoff`` makes
+    while DynamoDB refuses to start it for now (:data:`START_REFUSALS`).
     """
     export_time = as_export_time(export_time)
     start = None if window_start is None else as_export_time(window_start)
@@ -204,7 +276,7 @@ def find_or_start_export(
     if kms_key_id:
         request["S3SseAlgorithm"] = "KMS"
         request["S3SseKmsKeyId"] = kms_key_id
-    description = client.export_table_to_point_in_time(**request)["ExportDescription"]
+    description = _start_export(client, request, backoff, sleep)
     return ExportStart(description["ExportArn"], reused=False, status=description["ExportStatus"])
 
 

@@ -47,6 +47,10 @@ class CountMismatch(IntegrityError):
     """Line counts disagree: the snapshot is not published."""
 
 
+class MissingDataFile(IntegrityError):
+    """A data file the manifest lists is not in S3: the export is incomplete, no retry brings it back."""
+
+
 @dataclass(frozen=True)
 class PartResult:
     """One flattened data file, staged and waiting to be published."""
@@ -129,7 +133,13 @@ def flatten_data_file(
 ) -> PartResult:
     """Flatten one export data file into a staged part, verifying it against the manifest."""
     source = f"s3://{layout.bucket}/{data_file.key}"
-    body = client.get_object(Bucket=layout.bucket, Key=data_file.key)["Body"]
+    try:
+        body = client.get_object(Bucket=layout.bucket, Key=data_file.key)["Body"]
+    except client.exceptions.NoSuchKey:
+        raise MissingDataFile(
+            f"{source}: missing: manifest-files.json lists this data file ({data_file.item_count} items) "
+            "but S3 has no such object; the export is incomplete"
+        ) from None
     reader = _HashingReader(body)
     staging_key = layout.staging_part_key(data_file.index)
     with tempfile.TemporaryFile() as spool:
@@ -417,6 +427,7 @@ __all__ = [
     "SUCCESS_NAME",
     "CountMismatch",
     "IntegrityError",
+    "MissingDataFile",
     "PartResult",
     "PublishedPartition",
     "flatten_data_file",
