@@ -17,9 +17,13 @@ which costs a short process more CPU than the reads themselves); ``--client boto
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
+
+#: Where ``--pseudonymise`` reads its HMAC key: an environment variable, never an argument (ps, shell history).
+PSEUDONYMISATION_KEY_ENV = "JIT_AUDIT_PSEUDONYMISATION_KEY"
 
 
 def _session_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -105,6 +109,20 @@ def _cmd_query(args: argparse.Namespace) -> int:
     except QueryParamError as error:
         print(f"jit-audit {args.command}: {error}", file=sys.stderr)
         return 2
+    pseudonymiser = None
+    if args.pseudonymise:
+        from jit_audit.pseudonymise import PseudonymisationError, Pseudonymiser
+
+        key = os.environ.get(PSEUDONYMISATION_KEY_ENV, "")
+        if not key:
+            print(f"jit-audit {args.command}: --pseudonymise needs the HMAC key in the environment variable "
+                  f"{PSEUDONYMISATION_KEY_ENV} (never on the command line)", file=sys.stderr)
+            return 2
+        try:
+            pseudonymiser = Pseudonymiser(key)
+        except PseudonymisationError as error:
+            print(f"jit-audit {args.command}: {PSEUDONYMISATION_KEY_ENV}: {error}", file=sys.stderr)
+            return 2
     kwargs = _session_kwargs(args)
     dynamodb = open_reader(args.endpoint_url, args.region, lean=args.client == "lean")
     out = args.out or "-"
@@ -113,11 +131,12 @@ def _cmd_query(args: argparse.Namespace) -> int:
             import boto3
 
             bucket, _, prefix = out[len("s3://") :].partition("/")
-            summary = run_to_s3(dynamodb, boto3.client("s3", **kwargs), args.table, query, bucket, prefix)
+            summary = run_to_s3(dynamodb, boto3.client("s3", **kwargs), args.table, query, bucket, prefix,
+                                pseudonymiser=pseudonymiser)
             print(f"wrote {summary['counts']['items']} items to {summary['uri']}", file=sys.stderr)
             truncated = summary["truncated_at_max_items"]
         else:
-            truncated = _query_to_file(dynamodb, args, query, out)
+            truncated = _query_to_file(dynamodb, args, query, out, pseudonymiser)
     except DynamoDBError as error:
         print(f"jit-audit {args.command}: DynamoDB {error}", file=sys.stderr)
         return 1
@@ -137,7 +156,7 @@ def _is_botocore_error(error: Exception) -> bool:
     return exceptions is not None and isinstance(error, exceptions.ClientError | exceptions.BotoCoreError)
 
 
-def _query_to_file(dynamodb: Any, args: argparse.Namespace, query: Any, out: str) -> bool:
+def _query_to_file(dynamodb: Any, args: argparse.Namespace, query: Any, out: str, pseudonymiser: Any) -> bool:
     """Write the query's lines to stdout or a file (gzip if it ends in .gz); True if capped at max items."""
     import threading
     from contextlib import ExitStack
@@ -155,7 +174,7 @@ def _query_to_file(dynamodb: Any, args: argparse.Namespace, query: Any, out: str
             with lock:
                 target.write(data)
 
-        result = run(dynamodb, args.table, query, lambda index: write)
+        result = run(dynamodb, args.table, query, lambda index: write, pseudonymiser=pseudonymiser)
     print(f"wrote {result.items} items ({dict(sorted(result.by_event_type.items()))})", file=sys.stderr)
     return result.truncated
 
@@ -286,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
             "--client", choices=("lean", "boto3"), default="lean",
             help="DynamoDB reads through the lean signed-HTTP reader (default; falls back to boto3 where it is "
                  "not exact: other partitions, FIPS/dual-stack) or always through a boto3 client")
+        command.add_argument(
+            "--pseudonymise", action="store_true",
+            help=f"replace actor_email addresses with an HMAC-SHA256 pseudonym; the key (>= 32 bytes) is read from "
+                 f"${PSEUDONYMISATION_KEY_ENV}")
         command.set_defaults(func=_cmd_query)
 
     query = commands.add_parser("query", help="Query by request, account or channel (runbook Method 2), as JSON Lines")

@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from jit_audit.flatten import flatten_item
+from jit_audit.pseudonymise import Pseudonymiser
 
 EVENT_TYPES = ("REQUESTED", "APPROVED", "DENIED", "GRANTED", "REVOKED", "EXPIRED", "ERROR")
 QUERY_MODES = ("request", "account", "channel", "event_type")
@@ -269,6 +270,8 @@ def run(
     table: str,
     query: AdhocQuery,
     open_part: Callable[[int], Callable[[bytes], Any]],
+    *,
+    pseudonymiser: Pseudonymiser | None = None,
 ) -> QueryResult:
     """Run the query, following every page, and write flattened lines to one part per worker.
 
@@ -277,6 +280,7 @@ def run(
     ``truncated``) or the pages run out (then it is complete, and says so). ``client`` is a
     low-level boto3 DynamoDB client or a reader with the same ``query``/``scan`` calls that
     returns wire JSON (``returns_wire_json``, e.g. ``jit_audit.dynamodb_http.DynamoDBReader``).
+    With a ``pseudonymiser``, ``actor_email`` addresses are replaced before anything is written.
     """
     operation, worker_requests = requests(query, table)
     call = getattr(client, operation)
@@ -313,7 +317,7 @@ def run(
                 result.items += len(lines)
                 result.by_event_type.update(counts)
             if lines:
-                write(b"".join(lines))
+                write(b"".join(lines if pseudonymiser is None else map(pseudonymiser.line, lines)))
 
     if len(worker_requests) == 1:
         worker(0, worker_requests[0])
@@ -349,6 +353,7 @@ def run_to_s3(
     prefix: str,
     *,
     upload_extra_args: dict[str, str] | None = None,
+    pseudonymiser: Pseudonymiser | None = None,
 ) -> dict[str, Any]:
     """Run the query and publish it under ``s3://bucket/prefix``: parts, ``_manifest.json``, ``_SUCCESS``.
 
@@ -375,7 +380,7 @@ def run_to_s3(
             parts[index] = (spool, hashing, writer)
             return writer.write  # type: ignore[no-any-return]
 
-        result = run(dynamodb, table, query, open_part)
+        result = run(dynamodb, table, query, open_part, pseudonymiser=pseudonymiser)
         extra = upload_extra_args or {}
         delete_keys(s3, bucket, [prefix + "_SUCCESS", prefix + "_manifest.json"])
         published = []
@@ -397,6 +402,7 @@ def run_to_s3(
         "counts": {"items": result.items, "by_event_type": dict(sorted(result.by_event_type.items())),
                    "pages": result.pages},
         "truncated_at_max_items": result.truncated,
+        "pseudonymisation": None if pseudonymiser is None else pseudonymiser.describe(),
         "parts": published,
     }
     s3.put_object(Bucket=bucket, Key=prefix + "_manifest.json", ContentType="application/json",

@@ -44,6 +44,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("jit_audit_require_object_lock", "false", "Retention check: the bucket must have S3 Object Lock with a default COMPLIANCE retention of at least jit_audit_retention_min_days."),
     SettingSpec("jit_audit_require_encryption", "true", "Retention check: the bucket must have default encryption (SSE-KMS with jit_audit_export_kms_key_id when that is set)."),
     SettingSpec("jit_audit_require_public_access_block", "true", "Retention check: the bucket's public access block must have all four settings on."),
+    SettingSpec("jit_audit_pseudonymise_actor_email", "false", "Replace actor_email addresses in every output (exports and ad-hoc results) with a keyed HMAC (hmac-sha256:<hex>), so reviewers can correlate actors without seeing addresses."),
+    SettingSpec("jit_audit_pseudonymisation_conn_id", "jit_audit_pseudonymisation", "Airflow connection whose password is the HMAC key (at least 32 bytes) when actor_email is pseudonymised."),
 )
 
 
@@ -69,6 +71,8 @@ class ExportSettings:
     require_object_lock: bool = False
     require_encryption: bool = True
     require_public_access_block: bool = True
+    pseudonymise_actor_email: bool = False
+    pseudonymisation_conn_id: str = "jit_audit_pseudonymisation"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,6 +117,11 @@ def load_settings(lookup: Callable[[str], str | None]) -> ExportSettings:
         raise SettingsError(
             f"Variable jit_audit_retention_max_days ({max_days}) is below jit_audit_retention_min_days ({min_days})"
         )
+    pseudonymise = _bool("jit_audit_pseudonymise_actor_email", raw["jit_audit_pseudonymise_actor_email"])
+    pseudonymisation_conn_id = raw["jit_audit_pseudonymisation_conn_id"].strip()
+    if pseudonymise and not pseudonymisation_conn_id:
+        raise SettingsError("Variable jit_audit_pseudonymisation_conn_id must name a connection when "
+                            "jit_audit_pseudonymise_actor_email is true")
     return ExportSettings(
         table=table,
         bucket=bucket,
@@ -139,6 +148,8 @@ def load_settings(lookup: Callable[[str], str | None]) -> ExportSettings:
         require_public_access_block=_bool(
             "jit_audit_require_public_access_block", raw["jit_audit_require_public_access_block"]
         ),
+        pseudonymise_actor_email=pseudonymise,
+        pseudonymisation_conn_id=pseudonymisation_conn_id,
     )
 
 
