@@ -9,6 +9,7 @@ from typing import Any
 
 from jit_audit.exports import INCREMENTAL_VIEW, as_export_time
 from jit_audit.layout import SnapshotLayout
+from jit_audit.pseudonymise import Pseudonymiser
 from jit_audit.settings import ExportSettings, load_settings
 
 
@@ -69,3 +70,30 @@ def upload_extra_args(settings: ExportSettings) -> dict[str, str]:
     if settings.kms_key_id:
         return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": settings.kms_key_id}
     return {}
+
+
+def pseudonymiser(enabled: bool, conn_id: str) -> Pseudonymiser | None:
+    """The actor_email pseudonymiser when the setting is on, keyed by the Connection's password.
+
+    Read at run time in the task that writes output, so the key never travels through XCom; Airflow's
+    secrets masker hides a connection's password in task logs. A missing connection or unusable key
+    fails the task before anything is written.
+    """
+    if not enabled:
+        return None
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        key = BaseHook.get_connection(conn_id).password
+    except Exception as error:  # AirflowNotFoundException and friends: say which connection
+        raise AirflowFailException(
+            f"jit_audit_pseudonymise_actor_email is on but the connection {conn_id!r} cannot be read "
+            f"({type(error).__name__}); create it with the HMAC key as its password"
+        ) from None
+    if not key:
+        raise AirflowFailException(f"the connection {conn_id!r} has no password: it must hold the HMAC key")
+    try:
+        return Pseudonymiser(key)
+    except ValueError as error:
+        raise AirflowFailException(f"connection {conn_id!r}: {error}") from None
