@@ -90,16 +90,13 @@ ADHOC_CALLS: dict[tuple[str, str], set[str]] = {
     # The CLI's SigV4-signed HTTP reader (not botocore, so not seen by tests/aws_call_recorder.py).
     ("include/jit_audit/dynamodb_http.py", "query"): {"dynamodb:Query"},
     ("include/jit_audit/dynamodb_http.py", "scan"): {"dynamodb:Scan"},
-    # _refuse_foreign_prefix reads <output>/_manifest.json, which is usually missing: S3 says
-    # NoSuchKey only to callers with s3:ListBucket (otherwise AccessDenied, and the run fails).
-    ("include/jit_audit/query.py", "get_object"): {"s3:GetObject", "s3:ListBucket"},
-    ("include/jit_audit/query.py", "upload_fileobj"): TRANSFER_PUT,
-    ("include/jit_audit/query.py", "put_object"): {"s3:PutObject"},
-    # query_by api_summary writes the reporting API's answer under the same adhoc/ prefix, the same way.
-    ("include/jit_audit/jit_api.py", "get_object"): {"s3:GetObject", "s3:ListBucket"},
-    ("include/jit_audit/jit_api.py", "upload_fileobj"): TRANSFER_PUT,
-    ("include/jit_audit/jit_api.py", "put_object"): {"s3:PutObject"},
-    # snapshot.list_keys / delete_keys, reused by query.run_to_s3.
+    # results.publish_results, which both query.run_to_s3 and jit_api.summaries_to_s3 (query_by
+    # api_summary) publish through. refuse_foreign_prefix reads <output>/_manifest.json, which is
+    # usually missing: S3 says NoSuchKey only to callers with s3:ListBucket (otherwise AccessDenied).
+    ("include/jit_audit/results.py", "get_object"): {"s3:GetObject", "s3:ListBucket"},
+    ("include/jit_audit/results.py", "upload_fileobj"): TRANSFER_PUT,
+    ("include/jit_audit/results.py", "put_object"): {"s3:PutObject"},
+    # snapshot.list_keys / delete_keys, reused by results.publish_results.
     ("include/jit_audit/snapshot.py", "list_objects_v2"): {"s3:ListBucket"},
     ("include/jit_audit/snapshot.py", "delete_objects"): {"s3:DeleteObject"},
 }

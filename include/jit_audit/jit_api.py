@@ -479,61 +479,28 @@ def summaries_to_s3(
     prefix withdraws ``_SUCCESS`` first; a prefix holding any other kind of manifest is refused.
     Each line is one summary as the service sent it (its fields in its order), compact JSON.
     """
-    import tempfile
     from collections import Counter
 
     import orjson
 
-    from jit_audit.codecs import deterministic_gzip_writer
-    from jit_audit.snapshot import CHECKSUM_ALGORITHM, HashingWriter, delete_keys, sha256_b64
+    from jit_audit.results import publish_results
 
-    prefix = prefix.strip("/")
-    prefix = f"{prefix}/" if prefix else ""
-    _refuse_foreign_prefix(s3, bucket, prefix)
-    by_status: Counter[str] = Counter()
-    extra = upload_extra_args or {}
-    part_key = f"{prefix}part-00000.jsonl.gz"
-    with tempfile.TemporaryFile() as spool:
-        hashing = HashingWriter(spool)
-        with deterministic_gzip_writer(hashing) as writer:
+    def produce(open_part: Callable[[int], Callable[[bytes], Any]]) -> dict[str, Any]:
+        write = open_part(0)
+        by_status: Counter[str] = Counter()
 
-            def emit(item: dict[str, Any]) -> None:
-                status = item.get("status")
-                by_status[status if isinstance(status, str) else "(none)"] += 1
-                writer.write(orjson.dumps(item, option=orjson.OPT_APPEND_NEWLINE))
+        def emit(item: dict[str, Any]) -> None:
+            status = item.get("status")
+            by_status[status if isinstance(status, str) else "(none)"] += 1
+            write(orjson.dumps(item, option=orjson.OPT_APPEND_NEWLINE))
 
-            result = fetch_summaries(client, query, emit)
-        delete_keys(s3, bucket, [prefix + "_SUCCESS", prefix + "_manifest.json"])
-        spool.seek(0)
-        s3.upload_fileobj(spool, bucket, part_key, ExtraArgs={**extra, "ChecksumAlgorithm": CHECKSUM_ALGORITHM})
-    manifest = {
-        "kind": MANIFEST_KIND,
-        "source": {"api": client.base_url, "path": client.requests_path, "key_id": client.key_id},
-        "query": query.describe(),
-        "counts": {"items": result.items, "pages": result.pages, "by_status": dict(sorted(by_status.items()))},
-        "truncated_at_max_items": result.truncated,
-        "parts": [{"key": part_key, "lines": result.items, "sha256": hashing.sha256.hexdigest(),
-                   "size_bytes": hashing.size}],
-    }
-    body = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
-    s3.put_object(Bucket=bucket, Key=prefix + "_manifest.json", ContentType="application/json", Body=body,
-                  ChecksumAlgorithm=CHECKSUM_ALGORITHM, ChecksumSHA256=sha256_b64(body), **extra)
-    s3.put_object(Bucket=bucket, Key=prefix + "_SUCCESS", Body=b"", ChecksumAlgorithm=CHECKSUM_ALGORITHM,
-                  ChecksumSHA256=sha256_b64(b""), **extra)
-    return {"uri": f"s3://{bucket}/{prefix}", **manifest}
+        result = fetch_summaries(client, query, emit)
+        return {
+            "source": {"api": client.base_url, "path": client.requests_path, "key_id": client.key_id},
+            "query": query.describe(),
+            "counts": {"items": result.items, "pages": result.pages, "by_status": dict(sorted(by_status.items()))},
+            "truncated_at_max_items": result.truncated,
+        }
 
+    return publish_results(s3, bucket, prefix, MANIFEST_KIND, produce, upload_extra_args=upload_extra_args)
 
-def _refuse_foreign_prefix(s3: Any, bucket: str, prefix: str) -> None:
-    """Never write over a snapshot, a DynamoDB ad-hoc result or anything else with a manifest."""
-    try:
-        body = s3.get_object(Bucket=bucket, Key=prefix + "_manifest.json")["Body"].read()
-    except s3.exceptions.NoSuchKey:
-        return
-    try:
-        kind = json.loads(body).get("kind")
-    except (ValueError, AttributeError):
-        kind = None
-    if kind != MANIFEST_KIND:
-        raise QueryParamError(
-            "output_uri", f"s3://{bucket}/{prefix} already holds a {kind or 'foreign'} manifest; choose an empty prefix"
-        )

@@ -328,22 +328,6 @@ def run(
     return result
 
 
-_PART = re.compile(r"part-[0-9]{5}\.jsonl\.gz")
-
-
-def _refuse_foreign_prefix(s3: Any, bucket: str, prefix: str) -> None:
-    """Never write ad-hoc results over a published snapshot (or anything else with a manifest)."""
-    try:
-        body = s3.get_object(Bucket=bucket, Key=prefix + "_manifest.json")["Body"].read()
-    except s3.exceptions.NoSuchKey:
-        return
-    kind = orjson.loads(body).get("kind") if body.startswith(b"{") else None
-    if kind != "adhoc":
-        raise QueryParamError(
-            "output_uri", f"s3://{bucket}/{prefix} already holds a {kind or 'foreign'} manifest; choose an empty prefix"
-        )
-
-
 def run_to_s3(
     dynamodb: Any,
     s3: Any,
@@ -355,57 +339,20 @@ def run_to_s3(
     upload_extra_args: dict[str, str] | None = None,
     pseudonymiser: Pseudonymiser | None = None,
 ) -> dict[str, Any]:
-    """Run the query and publish it under ``s3://bucket/prefix``: parts, ``_manifest.json``, ``_SUCCESS``.
-
-    Parts are spooled to local temporary files (memory stays flat) and uploaded only when the
-    query has finished; a re-run of the same prefix withdraws ``_SUCCESS`` first and removes
-    parts it no longer writes.
+    """Run the query and publish it under ``s3://bucket/prefix`` (``jit_audit.results``): one part per
+    worker, ``_manifest.json`` (parameters, counts per event type, each part's SHA-256), ``_SUCCESS``.
     """
-    import tempfile
-    from contextlib import ExitStack
+    from jit_audit.results import publish_results
 
-    from jit_audit.codecs import deterministic_gzip_writer
-    from jit_audit.snapshot import HashingWriter, delete_keys, list_keys
-
-    prefix = prefix.strip("/")
-    prefix = f"{prefix}/" if prefix else ""
-    _refuse_foreign_prefix(s3, bucket, prefix)
-    with ExitStack() as stack:
-        parts: dict[int, tuple[Any, HashingWriter, Any]] = {}
-
-        def open_part(index: int) -> Callable[[bytes], Any]:
-            spool = stack.enter_context(tempfile.TemporaryFile())
-            hashing = HashingWriter(spool)
-            writer = stack.enter_context(deterministic_gzip_writer(hashing))
-            parts[index] = (spool, hashing, writer)
-            return writer.write  # type: ignore[no-any-return]
-
+    def produce(open_part: Callable[[int], Callable[[bytes], Any]]) -> dict[str, Any]:
         result = run(dynamodb, table, query, open_part, pseudonymiser=pseudonymiser)
-        extra = upload_extra_args or {}
-        delete_keys(s3, bucket, [prefix + "_SUCCESS", prefix + "_manifest.json"])
-        published = []
-        for index in sorted(parts):
-            spool, hashing, writer = parts[index]
-            writer.close()
-            spool.seek(0)
-            key = f"{prefix}part-{index:05d}.jsonl.gz"
-            s3.upload_fileobj(spool, bucket, key, ExtraArgs=extra or None)
-            published.append({"key": key, "sha256": hashing.sha256.hexdigest(), "size_bytes": hashing.size})
-    keys = {part["key"] for part in published}
-    # Only this query's own earlier parts, directly under the prefix: never anything else there.
-    stale = [key for key in list_keys(s3, bucket, prefix) if _PART.fullmatch(key[len(prefix):]) and key not in keys]
-    delete_keys(s3, bucket, stale)
-    manifest = {
-        "kind": "adhoc",
-        "table": table,
-        "query": query.describe(),
-        "counts": {"items": result.items, "by_event_type": dict(sorted(result.by_event_type.items())),
-                   "pages": result.pages},
-        "truncated_at_max_items": result.truncated,
-        "pseudonymisation": None if pseudonymiser is None else pseudonymiser.describe(),
-        "parts": published,
-    }
-    s3.put_object(Bucket=bucket, Key=prefix + "_manifest.json", ContentType="application/json",
-                  Body=orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n", **extra)
-    s3.put_object(Bucket=bucket, Key=prefix + "_SUCCESS", Body=b"", **extra)
-    return {"uri": f"s3://{bucket}/{prefix}", **manifest}
+        return {
+            "table": table,
+            "query": query.describe(),
+            "counts": {"items": result.items, "by_event_type": dict(sorted(result.by_event_type.items())),
+                       "pages": result.pages},
+            "truncated_at_max_items": result.truncated,
+            "pseudonymisation": None if pseudonymiser is None else pseudonymiser.describe(),
+        }
+
+    return publish_results(s3, bucket, prefix, "adhoc", produce, upload_extra_args=upload_extra_args)

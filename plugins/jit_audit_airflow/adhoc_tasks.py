@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from jit_audit.layout import normalise_prefix
 from jit_audit.query import QueryParamError, parse_query
-from jit_audit_airflow.settings import read_settings, upload_extra_args
+from jit_audit_airflow.settings import pseudonymiser, read_settings, upload_extra_args
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,10 @@ def validate(params: dict[str, Any], run_id: str) -> dict[str, Any]:
         bucket, prefix = output_location(settings, run_id, params.get("output_uri"))
     except (QueryParamError, ValueError) as error:
         raise AirflowFailException(f"Bad parameter {error}") from error
-    log.info("Query %s -> s3://%s/%s", query.describe(), bucket, prefix)
+    # A missing or unusable key fails here, before any AWS call; the key itself stays out of XCom.
+    pseudonymiser(settings.pseudonymise_actor_email, settings.pseudonymisation_conn_id)
+    log.info("Query %s -> s3://%s/%s%s", query.describe(), bucket, prefix,
+             " (actor_email pseudonymised)" if settings.pseudonymise_actor_email else "")
     return {
         "params": dict(params),
         "table": settings.table,
@@ -51,6 +54,8 @@ def validate(params: dict[str, Any], run_id: str) -> dict[str, Any]:
         "bucket": bucket,
         "prefix": prefix,
         "upload_extra_args": upload_extra_args(settings),
+        "pseudonymise_actor_email": settings.pseudonymise_actor_email,
+        "pseudonymisation_conn_id": settings.pseudonymisation_conn_id,
     }
 
 
@@ -75,6 +80,8 @@ def run_query(plan: dict[str, Any]) -> dict[str, Any]:
             plan["bucket"],
             plan["prefix"],
             upload_extra_args=plan["upload_extra_args"],
+            pseudonymiser=pseudonymiser(plan.get("pseudonymise_actor_email", False),
+                                        plan.get("pseudonymisation_conn_id", "")),
         )
     except QueryParamError as error:
         raise AirflowFailException(f"Bad parameter {error}") from error

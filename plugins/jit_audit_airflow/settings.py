@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime, timedelta
@@ -94,6 +95,12 @@ def pseudonymiser(enabled: bool, conn_id: str) -> Pseudonymiser | None:
     if not key:
         raise AirflowFailException(f"the connection {conn_id!r} has no password: it must hold the HMAC key")
     try:
-        return Pseudonymiser(key)
+        found = Pseudonymiser(key)
     except ValueError as error:
         raise AirflowFailException(f"connection {conn_id!r}: {error}") from None
+    # botocore logs every raw response body at DEBUG: the table's addresses, before we pseudonymise.
+    parsers = logging.getLogger("botocore.parsers")
+    if parsers.getEffectiveLevel() < logging.INFO:
+        parsers.setLevel(logging.INFO)
+        logging.getLogger(__name__).info("botocore.parsers raised to INFO: its DEBUG lines hold raw actor_email values")
+    return found
