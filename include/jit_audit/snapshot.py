@@ -30,6 +30,7 @@ from jit_audit.exports import export_id
 from jit_audit.flatten import FlattenError, Progress, flatten_stream
 from jit_audit.layout import MANIFEST_NAME, SUCCESS_NAME, SnapshotLayout
 from jit_audit.manifest import DataFile, ManifestSummary, check_manifest_totals, parse_files, parse_summary
+from jit_audit.pseudonymise import Pseudonymiser
 
 #: Manifest schema of the published snapshot; bump when its fields change meaning.
 SNAPSHOT_MANIFEST_VERSION = 2
@@ -61,6 +62,8 @@ class PartResult:
     lines: int
     sha256: str
     size_bytes: int
+    #: ``Pseudonymiser.describe()`` when actor_email was pseudonymised in this part, else None.
+    pseudonymisation: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,8 +133,12 @@ def flatten_data_file(
     upload_extra_args: dict[str, str] | None = None,
     progress: Callable[[Progress], None] | None = None,
     view: str | None = None,
+    pseudonymiser: Pseudonymiser | None = None,
 ) -> PartResult:
-    """Flatten one export data file into a staged part, verifying it against the manifest."""
+    """Flatten one export data file into a staged part, verifying it against the manifest.
+
+    With a ``pseudonymiser``, actor_email addresses are replaced before any byte reaches the part.
+    """
     source = f"s3://{layout.bucket}/{data_file.key}"
     try:
         body = client.get_object(Bucket=layout.bucket, Key=data_file.key)["Body"]
@@ -146,7 +153,12 @@ def flatten_data_file(
         writer = HashingWriter(spool)
         try:
             with gzip_reader(reader) as lines, deterministic_gzip_writer(writer) as out:
-                count = flatten_stream(lines, out.write, source, progress=progress, view=view)
+                if pseudonymiser is None:
+                    count = flatten_stream(lines, out.write, source, progress=progress, view=view)
+                else:
+                    write = pseudonymiser.writer(out.write)
+                    count = flatten_stream(lines, write, source, progress=progress, view=view)
+                    write.close()
         except CODEC_ERRORS as error:
             raise FlattenError(source, 0, f"cannot decompress ({error})") from None
         md5 = base64.b64encode(reader.md5.digest()).decode()
@@ -167,6 +179,7 @@ def flatten_data_file(
         lines=count,
         sha256=writer.sha256.hexdigest(),
         size_bytes=writer.size,
+        pseudonymisation=None if pseudonymiser is None else pseudonymiser.describe(),
     )
 
 
@@ -285,6 +298,7 @@ def snapshot_manifest(
         "export_arn": summary.export_arn,
         "export_id": export_id(summary.export_arn),
         "export_time": summary.export_time,
+        "pseudonymisation": parts[0].pseudonymisation if parts else None,
         "counts": {
             "describe_export_item_count": described_item_count,
             "manifest_item_count": summary.item_count,
@@ -389,6 +403,9 @@ def publish(
     """
     parts = sorted(parts, key=lambda part: part.index)
     reconcile(summary, files, parts, described_item_count)
+    if len({json.dumps(part.pseudonymisation, sort_keys=True) for part in parts}) > 1:
+        raise IntegrityError("the staged parts were not all pseudonymised with the same key (or some were not "
+                             "pseudonymised): clear the flatten tasks so they run again with the current setting")
     extra = upload_extra_args or {}
     # Read the previous link first: it never changes while this partition is rewritten.
     previous = previous_manifest(client, layout)

@@ -170,7 +170,9 @@ def verify_partition(client: Any, bucket: str, partition: PublishedPartition,
 
     if partition.success_key not in partition.keys:
         find(INCOMPLETE, partition.success_key, f"{SUCCESS_NAME} is missing: the snapshot is not complete")
-    raw = _get(client, bucket, partition.manifest_key)
+    # Keys the listing lacks are missing: not read, since S3 answers a missing key with AccessDenied
+    # (not NoSuchKey) to readers whose s3:ListBucket is limited to a prefix, like the auditor policy.
+    raw = _get(client, bucket, partition.manifest_key) if partition.manifest_key in partition.keys else None
     if raw is None:
         find(REMOVED, partition.manifest_key, f"{MANIFEST_NAME} is missing: nothing to verify the parts against")
         return report
@@ -183,7 +185,7 @@ def verify_partition(client: Any, bucket: str, partition: PublishedPartition,
         return report
 
     for key, entry in entries.items():
-        read = _read_part(client, bucket, key)
+        read = _read_part(client, bucket, key) if key in partition.keys else None
         if read is None:
             find(REMOVED, key, f"listed in {MANIFEST_NAME} but missing")
             continue

@@ -18,6 +18,7 @@ from jit_audit.exports import describe_export
 from jit_audit.flatten import FlattenError
 from jit_audit.layout import SnapshotLayout
 from jit_audit.manifest import DataFile, ManifestError
+from jit_audit_airflow.settings import pseudonymiser
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +63,12 @@ def flatten_data_file(plan: dict[str, Any], data_file: dict[str, Any]) -> dict[s
     layout = SnapshotLayout.from_dict(plan["layout"])
     source = DataFile.from_dict(data_file)
     s3 = S3Hook(aws_conn_id=plan["aws_conn_id"]).get_conn()
+    hider = pseudonymiser(plan.get("pseudonymise_actor_email", False), plan.get("pseudonymisation_conn_id", ""))
     try:
         part = snapshot.flatten_data_file(
             s3, layout, source, upload_extra_args=plan["upload_extra_args"], view=plan.get("view"),
             progress=lambda totals: log.info("%s: %s so far", source.key, totals.describe()),
+            pseudonymiser=hider,
         )
     except (FlattenError, snapshot.IntegrityError) as error:
         raise AirflowFailException(str(error)) from error
@@ -99,7 +102,7 @@ def publish_snapshot(
             upload_extra_args=plan["upload_extra_args"],
             airflow_run_id=run_id if run_id is not None else _current_run_id(),
         )
-    except snapshot.CountMismatch as error:
+    except snapshot.IntegrityError as error:  # CountMismatch included
         raise AirflowFailException(str(error)) from error
     counts = manifest["counts"]
     log.info(

@@ -41,6 +41,8 @@ def plan_snapshot(context: Any, has_baseline: Callable[[ExportSettings, Snapshot
     full baseline snapshot exists (``has_baseline``); until then it takes that baseline.
     """
     settings = read_settings()
+    # With pseudonymisation on, a missing or unusable key fails here, before the export starts.
+    pseudonymiser(settings.pseudonymise_actor_email, settings.pseudonymisation_conn_id)
     export_time, snapshot_date = snapshot_moment(context)
     layout = SnapshotLayout(
         bucket=settings.bucket,
