@@ -131,6 +131,12 @@ def next_steps(failure: FailedRun) -> str:
             f"{task or 'The task'} ran longer than its execution_timeout (see docs/alerts.md): look for a "
             "slow or stuck AWS call in the log, then clear the task to retry once fixed."
         )
+    if "Could not connect to the endpoint URL" in error or "Connect timeout on endpoint URL" in error:
+        return (
+            "AWS could not be reached (every retry failed to connect). Check the AWS connection's "
+            "endpoint_url and region, VPC endpoints, proxies and DNS from the workers, then clear "
+            f"{task or 'the task'}: nothing was half-published, and a re-run reuses any export already started."
+        )
     if failure.reason and failure.reason != "task_failure":
         return (f"Airflow failed the run itself ({failure.reason}): check the run's graph for tasks that "
                 "could not be scheduled, fix the cause and clear them.")

@@ -252,6 +252,11 @@ def test_next_steps_follow_the_failure():
     timed_out = alerts.FailedRun(dag_id="jit_audit_adhoc", run_id="r", task_id="run_query",
                                  error="Timeout, PID: 1", error_type="AirflowTaskTimeout")
     assert "execution_timeout" in alerts.next_steps(timed_out)
+    unreachable = alerts.FailedRun(
+        dag_id="jit_audit_export", run_id="r", task_id="start_export",
+        error='EndpointConnectionError: Could not connect to the endpoint URL: "http://127.0.0.1:9/"')
+    assert alerts.next_steps(unreachable).startswith("AWS could not be reached")
+    assert "clear start_export" in alerts.next_steps(unreachable)
     generic = alerts.FailedRun(dag_id="jit_audit_export", run_id="r", task_id="something_new")
     assert alerts.next_steps(generic).endswith("backfills are safe to re-run (a date is exported and published idempotently).")
     assert "clear the task to retry once fixed" in alerts.next_steps(alerts.FailedRun(dag_id="other", run_id="r"))
