@@ -40,7 +40,8 @@ class FlattenError(ValueError):
     """A line of DynamoDB JSON that cannot be flattened exactly; names where it was found."""
 
     def __init__(self, source: str, line_number: int, reason: str) -> None:
-        super().__init__(f"{source}, line {line_number}: {reason}")
+        """``line_number`` 0: the problem is the file as a whole (it does not decompress, say)."""
+        super().__init__(f"{source}, line {line_number}: {reason}" if line_number else f"{source}: {reason}")
         self.source = source
         self.line_number = line_number
         self.reason = reason
