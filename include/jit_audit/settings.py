@@ -16,6 +16,13 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
 # Table names: 3-255 chars of letters, digits, '_', '-', '.'.
 _TABLE = re.compile(r"[A-Za-z0-9_.-]{3,255}\Z")
 _PREFIX_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f\\]")
+# Connection ids: what Airflow itself accepts (letters, digits, '_', '.', '-'), at most 250 chars.
+_CONN_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}\Z")
+# KMS keys as S3 takes them: a key id, an alias, or a key/alias ARN.
+_KMS_KEY = re.compile(
+    r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}|alias/[A-Za-z0-9/_-]{1,250}"
+    r"|arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(?:key/[A-Za-z0-9-]{1,64}|alias/[A-Za-z0-9/_-]{1,250}))\Z"
+)
 
 
 @dataclass(frozen=True)
@@ -104,9 +111,13 @@ def load_settings(lookup: Callable[[str], str | None]) -> ExportSettings:
     prefix = raw["jit_audit_export_prefix"].strip().strip("/")
     if _PREFIX_FORBIDDEN.search(prefix) or len(prefix) > 512:
         raise SettingsError("Variable jit_audit_export_prefix has control characters or is too long")
-    conn_id = raw["jit_audit_aws_conn_id"].strip()
-    if not conn_id:
-        raise SettingsError("Variable jit_audit_aws_conn_id must not be empty")
+    if {".", ".."} & set(prefix.split("/")) or "//" in prefix:
+        raise SettingsError(f"Variable jit_audit_export_prefix must not contain '.', '..' or empty path "
+                            f"segments (S3 keeps them literally; many tools do not), got {prefix!r}")
+    conn_id = _connection_id("jit_audit_aws_conn_id", raw["jit_audit_aws_conn_id"])
+    kms_key_id = raw["jit_audit_export_kms_key_id"].strip() or None
+    if kms_key_id is not None and not _KMS_KEY.match(kms_key_id):
+        raise SettingsError(f"Variable jit_audit_export_kms_key_id: {kms_key_id!r} is not a KMS key id, alias or ARN")
     owner = raw["jit_audit_export_bucket_owner"].strip() or None
     if owner is not None and not re.fullmatch(r"[0-9]{12}", owner):
         raise SettingsError(f"Variable jit_audit_export_bucket_owner must be a 12-digit account id, got {owner!r}")
@@ -122,12 +133,14 @@ def load_settings(lookup: Callable[[str], str | None]) -> ExportSettings:
     if pseudonymise and not pseudonymisation_conn_id:
         raise SettingsError("Variable jit_audit_pseudonymisation_conn_id must name a connection when "
                             "jit_audit_pseudonymise_actor_email is true")
+    if pseudonymisation_conn_id:
+        _connection_id("jit_audit_pseudonymisation_conn_id", pseudonymisation_conn_id)
     return ExportSettings(
         table=table,
         bucket=bucket,
         prefix=prefix,
         aws_conn_id=conn_id,
-        kms_key_id=raw["jit_audit_export_kms_key_id"].strip() or None,
+        kms_key_id=kms_key_id,
         bucket_owner=owner,
         export_timeout_minutes=_int(
             "jit_audit_export_timeout_minutes", raw["jit_audit_export_timeout_minutes"], 1, 7 * 24 * 60
@@ -151,6 +164,15 @@ def load_settings(lookup: Callable[[str], str | None]) -> ExportSettings:
         pseudonymise_actor_email=pseudonymise,
         pseudonymisation_conn_id=pseudonymisation_conn_id,
     )
+
+
+def _connection_id(name: str, text: str) -> str:
+    value = text.strip()
+    if not value:
+        raise SettingsError(f"Variable {name} must not be empty")
+    if not _CONN_ID.match(value):
+        raise SettingsError(f"Variable {name} must be a connection id (letters, digits, '_', '.', '-'), got {value!r}")
+    return value
 
 
 _TRUE = ("true", "1", "yes")

@@ -71,3 +71,32 @@ def test_readme_documents_every_setting():
     for spec in SETTINGS:
         assert f"`{spec.variable}`" in readme, spec.variable
         assert spec.description in readme, spec.variable
+
+
+# Hostile values for every Variable: each is refused naming its Variable, or (where the value is a
+# legal S3 key fragment) accepted and used literally, never interpreted.
+HOSTILE = ["$(rm -rf /)", "`id`", "a; DROP TABLE x", "x' OR '1'='1", "${jndi:ldap://x/a}", "a\nb", "a\x00b",
+           "../../etc/passwd", "a\\b", " ", "x" * 5000, "#partition = :key", "ünïcødé"]
+#: Variables whose legal values include free text S3 accepts in a key (used literally, see below).
+LITERAL = {"jit_audit_export_prefix"}
+
+
+@pytest.mark.parametrize("variable", [spec.variable for spec in SETTINGS])
+@pytest.mark.parametrize("value", HOSTILE, ids=[f"hostile{index}" for index in range(len(HOSTILE))])
+def test_hostile_variable_values_are_refused_or_used_literally(variable, value):
+    try:
+        settings = load_settings(lambda name: value if name == variable else None)
+    except SettingsError as error:
+        assert variable in str(error)
+        return
+    if variable in LITERAL:
+        layout = SnapshotLayout(bucket=settings.bucket, prefix=settings.prefix, table=settings.table,
+                                snapshot_date=date(2026, 1, 2), export_time=datetime(2026, 1, 2, tzinfo=UTC))
+        expected = value.strip().strip("/")
+        assert layout.published_prefix.startswith(f"{expected}/" if expected else "jsonl/")
+        return
+    # Otherwise only a blank value may pass, and only where it means "use the default / not set".
+    assert not value.strip(), (variable, value)
+    assert settings == load_settings(lambda name: None) or variable in (
+        "jit_audit_export_kms_key_id", "jit_audit_export_bucket_owner", "jit_audit_retention_max_days",
+        "jit_audit_pseudonymisation_conn_id")

@@ -240,9 +240,9 @@ def test_each_bucket_check_fails_then_passes_on_the_emulator(stack, capsys):
     s3.delete_bucket_encryption(Bucket=BUCKET)
     assert cli(stack, "--no-require-public-access-block") == 1
     s3.put_bucket_encryption(Bucket=BUCKET, ServerSideEncryptionConfiguration={"Rules": [
-        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "k-1"}}]})
-    assert cli(stack, "--no-require-public-access-block", "--kms-key-id", "k-1") == 0
-    assert cli(stack, "--no-require-public-access-block", "--kms-key-id", "k-2") == 1
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "alias/k-1"}}]})
+    assert cli(stack, "--no-require-public-access-block", "--kms-key-id", "alias/k-1") == 0
+    assert cli(stack, "--no-require-public-access-block", "--kms-key-id", "alias/k-2") == 1
     capsys.readouterr()
 
     flags = ("--no-require-public-access-block", "--no-require-encryption")
