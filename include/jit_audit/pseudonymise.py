@@ -102,8 +102,9 @@ class LineWriter:
         data = self._carry + bytes(data)
         cut = data.rfind(b"\n") + 1
         self._carry = data[cut:]
-        if cut:
-            self._write(b"".join(self._pseudonymiser.line(line) + b"\n" for line in data[:cut].splitlines()))
+        if cut:  # split on "\n" only: JSON Lines are cut there, and nowhere else
+            lines = data[: cut - 1].split(b"\n")
+            self._write(b"".join(self._pseudonymiser.line(line) + b"\n" for line in lines))
 
     def close(self) -> None:
         if self._carry:
