@@ -6,7 +6,9 @@
     jit-audit query --by account --id 123456789012 --start ... --end ...
     jit-audit scan --event-type ERROR [--segments 4] --start ... --end ...
     jit-audit check-retention --table jit_audit --bucket jit-audit-exports --prefix exports [--require-versioning]
+    jit-audit verify s3://bucket/exports/ [--table jit_audit] [--kms-key-id KEY]
     jit-audit verify s3://bucket/exports/jsonl/table=jit_audit/snapshot_date=2026-11-24/ [--through 2026-11-26]
+    jit-audit ledger init s3://bucket/exports/    record pre-ledger (version 2) snapshots, once
 
 AWS is reached the usual boto3 way (profiles, environment, ``AWS_ENDPOINT_URL``); ``--endpoint-url``
 points every command at the emulator. ``query`` and ``scan`` read DynamoDB through
@@ -184,23 +186,80 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from jit_audit.verify import AccessError, UsageError, parse_uri, range_end, verify
+    from jit_audit.verify import (
+        AccessError,
+        PrefixTarget,
+        UsageError,
+        kms_public_keys,
+        parse_target,
+        parse_uri,
+        range_end,
+        verify,
+        verify_prefix,
+    )
 
     try:
-        first = parse_uri(args.uri)
+        target = parse_target(args.uri, args.table)
+        if isinstance(target, PrefixTarget) and (args.last_uri or args.through):
+            raise UsageError("a second URI or --through applies to a snapshot's URI, not to an export prefix")
         if args.last_uri and args.through:
             raise UsageError("give either a second URI or --through, not both")
-        last = parse_uri(args.last_uri) if args.last_uri else range_end(first, args.through) if args.through else None
-        client = boto3.client("s3", **_session_kwargs(args))
-        report = verify(client, first, last, last_must_exist=not args.through)
+        kwargs = _session_kwargs(args)
+        client = boto3.client("s3", **kwargs)
+        public_key, key_arn = kms_public_keys(boto3.client("kms", **kwargs))
+        trusted = {key_arn(key) for key in args.kms_key_id} if args.kms_key_id else None
+        if isinstance(target, PrefixTarget):
+            report = verify_prefix(client, target, public_key=public_key, trusted_keys=trusted)
+        else:
+            last = parse_uri(args.last_uri) if args.last_uri else range_end(target, args.through) if args.through else None
+            report = verify(client, target, last, last_must_exist=not args.through, public_key=public_key,
+                            trusted_keys=trusted)
     except UsageError as error:
         print(f"jit-audit verify: {error}", file=sys.stderr)
         return 2
     except (AccessError, ClientError, BotoCoreError) as error:
-        print(f"jit-audit verify: cannot read S3: {error}", file=sys.stderr)
+        print(f"jit-audit verify: cannot read S3 or KMS: {error}", file=sys.stderr)
         return 2
     print(report.render())
     return 0 if report.ok else 1
+
+
+def _cmd_ledger_init(args: argparse.Namespace) -> int:
+    """``jit-audit ledger init``: 0 done (or nothing to do), 2 usage or access error."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from jit_audit import ledger
+    from jit_audit.migrate import record_existing
+    from jit_audit.verify import PrefixTarget, UsageError, parse_target, table_prefixes
+
+    try:
+        target = parse_target(args.uri, args.table)
+        if not isinstance(target, PrefixTarget):
+            raise UsageError("give the export prefix (s3://<bucket>/<prefix>/), not one snapshot's URI")
+        kwargs = _session_kwargs(args)
+        s3 = boto3.client("s3", **kwargs)
+        signer = ledger.KmsSigner(boto3.client("kms", **kwargs), args.kms_key_id, args.signing_algorithm) \
+            if args.kms_key_id else None
+        lock_days = args.min_days if ledger.object_lock_enabled(s3, target.bucket) else None
+        tables = table_prefixes(s3, target)
+        if not tables:
+            raise UsageError(f"nothing published under s3://{target.bucket}/{target.jsonl_prefix}")
+        for table, table_prefix in tables:
+            written, skipped = record_existing(s3, target.bucket, table_prefix, signer=signer,
+                                               object_lock_days=lock_days)
+            for entry in written:
+                print(f"recorded {entry['uri']} as ledger entry {entry['sequence']}")
+            for reason in skipped:
+                print(f"skipped {reason}")
+            print(f"table {table}: {len(written)} snapshot(s) recorded, {len(skipped)} skipped")
+    except UsageError as error:
+        print(f"jit-audit ledger init: {error}", file=sys.stderr)
+        return 2
+    except (ClientError, BotoCoreError, ledger.LedgerError) as error:
+        print(f"jit-audit ledger init: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _cmd_check_retention(args: argparse.Namespace) -> int:
@@ -320,17 +379,40 @@ def build_parser() -> argparse.ArgumentParser:
     query_options(scan)
 
     verify = commands.add_parser(
-        "verify", help="re-check published snapshots against their _manifest.json and the hash chain",
-        description="Exit code: 0 all OK, 1 integrity problems found (added, changed, removed, chain broken, "
-                    "incomplete), 2 usage or access error.",
+        "verify", help="re-check the publication ledger and every published snapshot and result against it",
+        description="Exit code: 0 all OK, 1 integrity problems found (added, changed, removed, incomplete, not in "
+                    "ledger, gone, ledger broken, bad signature), 2 usage or access error. See docs/integrity.md.",
     )
-    verify.add_argument("uri", help="s3://<bucket>/<prefix>/jsonl/table=<table>/snapshot_date=YYYY-MM-DD/ "
+    verify.add_argument("uri", help="s3://<bucket>/<prefix>/ (every table, its ledger and every publication), or one "
+                                    "snapshot: s3://<bucket>/<prefix>/jsonl/table=<table>/snapshot_date=YYYY-MM-DD/ "
                                     "(or .../change_window=<from>_<to>/)")
     verify.add_argument("last_uri", nargs="?", help="optional: verify every snapshot from URI through this one")
     verify.add_argument("--through", metavar="YYYY-MM-DD", help="verify every snapshot from URI through this date")
+    verify.add_argument("--table", help="with an export prefix: only this table")
+    verify.add_argument("--kms-key-id", action="append", metavar="KEY",
+                        help="a KMS key you trust to sign ledger entries (id, alias or ARN; repeatable): every entry "
+                             "must then be signed by one of them")
     verify.add_argument("--endpoint-url", help="AWS endpoint, e.g. the emulator's http://127.0.0.1:5000")
     verify.add_argument("--region")
     verify.set_defaults(func=_cmd_verify)
+
+    ledger_command = commands.add_parser("ledger", help="the publication ledger (docs/integrity.md)")
+    ledger_commands = ledger_command.add_subparsers(dest="ledger_command", required=True)
+    init = ledger_commands.add_parser(
+        "init", help="record snapshots published before the ledger existed (manifest version 2), once",
+        description="Records every complete snapshot with a version-2 manifest that no ledger entry records yet. "
+                    "Run it once when upgrading; a second run records nothing. Exit code 0 done, 2 usage or access "
+                    "error.",
+    )
+    init.add_argument("uri", help="s3://<bucket>/<prefix>/ (the export prefix)")
+    init.add_argument("--table", help="only this table")
+    init.add_argument("--kms-key-id", help="jit_audit_ledger_signing_key_id: sign the entries with this KMS key")
+    init.add_argument("--signing-algorithm", default="ECDSA_SHA_256", choices=("ECDSA_SHA_256", "RSASSA_PSS_SHA_256"))
+    init.add_argument("--min-days", type=int, default=365,
+                      help="jit_audit_retention_min_days: the entries' COMPLIANCE retention when the bucket has Object Lock")
+    init.add_argument("--endpoint-url", help="AWS endpoint, e.g. the emulator's http://127.0.0.1:5000")
+    init.add_argument("--region")
+    init.set_defaults(func=_cmd_ledger_init)
 
     check = commands.add_parser(
         "check-retention", help="check PITR, the lifecycle rule and the bucket's protection (the DAG's check_retention)",

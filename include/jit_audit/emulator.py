@@ -289,6 +289,23 @@ def _patch_moto() -> None:
     setattr(DynamoHandler, "export_table_to_point_in_time", _handle_export_table_to_point_in_time)  # noqa: B010
     setattr(DynamoHandler, "describe_export", _handle_describe_export)  # noqa: B010
     setattr(DynamoHandler, "list_exports", _handle_list_exports)  # noqa: B010
+    from moto.s3.responses import S3Response
+
+    _originals["s3_put_object"] = S3Response.put_object
+    setattr(S3Response, "put_object", _s3_put_object)  # noqa: B010
+
+
+# --------------------------------------------------------------------------- S3 conditional writes
+
+# moto checks If-None-Match / If-Match and then writes, unlocked: two concurrent conditional writes
+# of one key could both succeed. S3 decides them atomically (one wins, the other gets 412), and the
+# publication ledger relies on that, so the emulator writes objects one at a time.
+_put_object_lock = threading.Lock()
+
+
+def _s3_put_object(self: Any) -> Any:
+    with _put_object_lock:
+        return _originals["s3_put_object"](self)
 
 
 # --------------------------------------------------------------------------- clock

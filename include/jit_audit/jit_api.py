@@ -471,6 +471,7 @@ def summaries_to_s3(
     prefix: str,
     *,
     upload_extra_args: dict[str, str] | None = None,
+    record: Callable[[bytes, dict[str, Any]], Any] | None = None,
 ) -> dict[str, Any]:
     """Fetch the summaries and publish ``part-00000.jsonl.gz``, ``_manifest.json`` and ``_SUCCESS``.
 
@@ -502,5 +503,6 @@ def summaries_to_s3(
             "truncated_at_max_items": result.truncated,
         }
 
-    return publish_results(s3, bucket, prefix, MANIFEST_KIND, produce, upload_extra_args=upload_extra_args)
+    return publish_results(s3, bucket, prefix, MANIFEST_KIND, produce, upload_extra_args=upload_extra_args,
+                           record=record)
 

@@ -338,9 +338,11 @@ def run_to_s3(
     *,
     upload_extra_args: dict[str, str] | None = None,
     pseudonymiser: Pseudonymiser | None = None,
+    record: Callable[[bytes, dict[str, Any]], Any] | None = None,
 ) -> dict[str, Any]:
     """Run the query and publish it under ``s3://bucket/prefix`` (``jit_audit.results``): one part per
     worker, ``_manifest.json`` (parameters, counts per event type, each part's SHA-256), ``_SUCCESS``.
+    ``record`` is the ledger append (``publish_results``).
     """
     from jit_audit.results import publish_results
 
@@ -355,4 +357,5 @@ def run_to_s3(
             "pseudonymisation": None if pseudonymiser is None else pseudonymiser.describe(),
         }
 
-    return publish_results(s3, bucket, prefix, "adhoc", produce, upload_extra_args=upload_extra_args)
+    return publish_results(s3, bucket, prefix, "adhoc", produce, upload_extra_args=upload_extra_args,
+                           record=record)

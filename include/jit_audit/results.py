@@ -6,7 +6,8 @@ Both kinds of ad-hoc result (DynamoDB queries, ``jit_audit.query``; JIT API summ
 1. a prefix that holds another kind of manifest (a snapshot, the other kind of result) is refused;
 2. lines are written to local spool files (gzip, deterministic bytes, SHA-256 and line count taken
    on the way), so memory stays flat and nothing reaches S3 until the producer has finished;
-3. ``_SUCCESS`` and ``_manifest.json`` of an earlier run of the prefix are withdrawn, the parts are
+3. the publication is recorded (the ledger, when a ``record`` is given; see ``jit_audit.ledger``);
+4. ``_SUCCESS`` and ``_manifest.json`` of an earlier run of the prefix are withdrawn, the parts are
    uploaded with a SHA-256 checksum S3 verifies, this kind's parts the run no longer writes are
    deleted, and ``_manifest.json`` (each part's SHA-256, size and lines) and ``_SUCCESS`` come last.
 """
@@ -65,10 +66,13 @@ def publish_results(
     produce: Callable[[OpenPart], dict[str, Any]],
     *,
     upload_extra_args: dict[str, str] | None = None,
+    record: Callable[[bytes, dict[str, Any]], Any] | None = None,
 ) -> dict[str, Any]:
     """Run ``produce(open_part)`` and publish what it wrote; its return value joins the manifest.
 
-    Returns the manifest with ``uri``. If ``produce`` raises, nothing in S3 has changed.
+    ``record(manifest_bytes, manifest)`` (the ledger append) runs once the manifest is known and
+    before anything under the prefix changes. Returns the manifest with ``uri``. If ``produce`` or
+    ``record`` raises, nothing under the prefix has changed.
     """
     prefix = normalise_prefix(prefix)
     refuse_foreign_prefix(s3, bucket, prefix, kind)
@@ -91,21 +95,24 @@ def publish_results(
             return write
 
         fields = produce(open_part)
-        delete_keys(s3, bucket, [prefix + "_SUCCESS", prefix + "_manifest.json"])
         for index in sorted(parts):
             spool, hashing, writer, lines = parts[index]
-            writer.close()
+            writer.close()  # the gzip trailer: every byte of the part is now hashed
+            published.append({"key": f"{prefix}part-{index:05d}.jsonl.gz", "lines": lines[0],
+                              "sha256": hashing.sha256.hexdigest(), "size_bytes": hashing.size})
+        manifest = {"kind": kind, **fields, "parts": published}
+        body = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+        if record is not None:
+            record(body, manifest)  # recorded before anything under the prefix changes
+        delete_keys(s3, bucket, [prefix + "_SUCCESS", prefix + "_manifest.json"])
+        for index, part in zip(sorted(parts), published, strict=True):
+            spool = parts[index][0]
             spool.seek(0)
-            key = f"{prefix}part-{index:05d}.jsonl.gz"
-            s3.upload_fileobj(spool, bucket, key, ExtraArgs={**extra, "ChecksumAlgorithm": CHECKSUM_ALGORITHM})
-            published.append({"key": key, "lines": lines[0], "sha256": hashing.sha256.hexdigest(),
-                              "size_bytes": hashing.size})
+            s3.upload_fileobj(spool, bucket, part["key"], ExtraArgs={**extra, "ChecksumAlgorithm": CHECKSUM_ALGORITHM})
     keys = {part["key"] for part in published}
     # Only this kind's own earlier parts, directly under the prefix: never anything else there.
     stale = [key for key in list_keys(s3, bucket, prefix) if _PART.fullmatch(key[len(prefix):]) and key not in keys]
     delete_keys(s3, bucket, stale)
-    manifest = {"kind": kind, **fields, "parts": published}
-    body = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
     _put_checked(s3, bucket, prefix + "_manifest.json", body, extra, ContentType="application/json")
     _put_checked(s3, bucket, prefix + "_SUCCESS", b"", extra)
     return {"uri": f"s3://{bucket}/{prefix}", **manifest}

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from jit_audit.ledger import SIGNING_ALGORITHMS
+
 # Bucket names: 3-63 chars of lowercase letters, digits, dots and hyphens (AWS's rules).
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
 # Table names: 3-255 chars of letters, digits, '_', '-', '.'.
@@ -52,6 +54,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("jit_audit_require_encryption", "true", "Retention check: the bucket must have default encryption (SSE-KMS with jit_audit_export_kms_key_id when that is set)."),
     SettingSpec("jit_audit_require_public_access_block", "true", "Retention check: the bucket's public access block must have all four settings on."),
     SettingSpec("jit_audit_pseudonymise_actor_email", "false", "Replace actor_email addresses in every output (exports and ad-hoc results) with a keyed HMAC (hmac-sha256:<hex>), so reviewers can correlate actors without seeing addresses."),
+    SettingSpec("jit_audit_ledger_signing_key_id", "", "KMS asymmetric key (id, alias or ARN; key usage SIGN_VERIFY): when set, every publication ledger entry is signed with it (docs/integrity.md)."),
+    SettingSpec("jit_audit_ledger_signing_algorithm", "ECDSA_SHA_256", "KMS signing algorithm for ledger entries: ECDSA_SHA_256 (an ECC_NIST_P256 key) or RSASSA_PSS_SHA_256 (an RSA key)."),
     SettingSpec("jit_audit_pseudonymisation_conn_id", "jit_audit_pseudonymisation", "Airflow connection whose password is the HMAC key (at least 32 bytes) when actor_email is pseudonymised."),
 )
 
@@ -80,6 +84,8 @@ class ExportSettings:
     require_public_access_block: bool = True
     pseudonymise_actor_email: bool = False
     pseudonymisation_conn_id: str = "jit_audit_pseudonymisation"
+    ledger_signing_key_id: str | None = None
+    ledger_signing_algorithm: str = "ECDSA_SHA_256"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -135,6 +141,14 @@ def load_settings(lookup: Callable[[str], str | None]) -> ExportSettings:
                             "jit_audit_pseudonymise_actor_email is true")
     if pseudonymisation_conn_id:
         _connection_id("jit_audit_pseudonymisation_conn_id", pseudonymisation_conn_id)
+    signing_key_id = raw["jit_audit_ledger_signing_key_id"].strip() or None
+    if signing_key_id is not None and not _KMS_KEY.match(signing_key_id):
+        raise SettingsError(f"Variable jit_audit_ledger_signing_key_id: {signing_key_id!r} is not a KMS key id, "
+                            "alias or ARN")
+    signing_algorithm = raw["jit_audit_ledger_signing_algorithm"].strip().upper()
+    if signing_algorithm not in SIGNING_ALGORITHMS:
+        raise SettingsError(f"Variable jit_audit_ledger_signing_algorithm must be one of {', '.join(SIGNING_ALGORITHMS)}, "
+                            f"got {raw['jit_audit_ledger_signing_algorithm']!r}")
     return ExportSettings(
         table=table,
         bucket=bucket,
@@ -163,6 +177,8 @@ def load_settings(lookup: Callable[[str], str | None]) -> ExportSettings:
         ),
         pseudonymise_actor_email=pseudonymise,
         pseudonymisation_conn_id=pseudonymisation_conn_id,
+        ledger_signing_key_id=signing_key_id,
+        ledger_signing_algorithm=signing_algorithm,
     )
 
 

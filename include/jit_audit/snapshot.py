@@ -6,8 +6,9 @@ Three steps, each safe to repeat:
 2. ``flatten_data_file``: stream one data file from S3, check its MD5 and item count against the
    manifest, and write one gzipped JSON Lines part to the *staging* prefix. Memory stays flat: the
    file is read in chunks and the part is spooled to a temporary file on disk.
-3. ``publish``: only when every count agrees, withdraw ``_SUCCESS``, copy the parts to their final
-   keys, delete stale parts, write ``_manifest.json`` and then ``_SUCCESS``. Readers wait for
+3. ``publish``: only when every count agrees, record the publication (the ledger), withdraw
+   ``_SUCCESS``, copy the parts to their final keys, delete stale parts, write ``_manifest.json``
+   and then ``_SUCCESS``. Readers wait for
    ``_SUCCESS``; a failure anywhere leaves no ``_SUCCESS`` and so nothing that looks complete.
 
 All functions take a boto3 S3 client; none imports Airflow.
@@ -33,7 +34,7 @@ from jit_audit.manifest import DataFile, ManifestSummary, check_manifest_totals,
 from jit_audit.pseudonymise import Pseudonymiser
 
 #: Manifest schema of the published snapshot; bump when its fields change meaning.
-SNAPSHOT_MANIFEST_VERSION = 2
+SNAPSHOT_MANIFEST_VERSION = 3
 _CHUNK = 1 << 20
 #: Every upload asks S3 to check (and store) a SHA-256 checksum of what it received.
 CHECKSUM_ALGORITHM = "SHA256"
@@ -233,8 +234,13 @@ def partition_kind(layout: SnapshotLayout) -> str:
     return "changes" if layout.incremental else "snapshot"
 
 
+def partition_label(layout: SnapshotLayout) -> str:
+    """``2026-11-25`` for a snapshot, ``<from>_<to>`` for a change window."""
+    return layout.published_prefix.rstrip("/").rsplit("/", 1)[-1].partition("=")[2]
+
+
 def list_partitions(client: Any, bucket: str, table_prefix_: str, kind: str) -> list[PublishedPartition]:
-    """Every partition of one kind under a table's prefix, in chain order (date or window order).
+    """Every partition of one kind under a table's prefix, in date (or window) order.
 
     Labels sort as they should: ISO dates, and ``YYYYMMDDTHHMMSSZ_YYYYMMDDTHHMMSSZ`` windows.
     """
@@ -250,37 +256,17 @@ def list_partitions(client: Any, bucket: str, table_prefix_: str, kind: str) -> 
     ]
 
 
-def partition_label(layout: SnapshotLayout) -> str:
-    return layout.published_prefix.rstrip("/").rsplit("/", 1)[-1].partition("=")[2]
-
-
-def previous_partition(partitions: list[PublishedPartition], label: str) -> PublishedPartition | None:
-    """The most recent complete partition strictly before ``label``: the previous link of the chain."""
-    earlier = [partition for partition in partitions if partition.label < label and partition.complete]
-    return earlier[-1] if earlier else None
-
-
-def previous_manifest(client: Any, layout: SnapshotLayout) -> tuple[str, bytes] | None:
-    """Key and bytes of the manifest of the previous published partition of the same table and kind."""
-    partitions = list_partitions(client, layout.bucket, table_prefix(layout), partition_kind(layout))
-    previous = previous_partition(partitions, partition_label(layout))
-    if previous is None:
-        return None
-    return previous.manifest_key, _read(client, layout.bucket, previous.manifest_key)
-
-
 def snapshot_manifest(
     layout: SnapshotLayout,
     summary: ManifestSummary,
     parts: list[PartResult],
     described_item_count: int,
-    *,
-    airflow_run_id: str | None = None,
-    previous: tuple[str, bytes] | None = None,
 ) -> dict[str, Any]:
-    """The ``_manifest.json`` document: enough for an auditor to re-check every part and the chain.
+    """The ``_manifest.json`` document: enough for an auditor to re-check every part.
 
-    ``previous`` is the key and bytes of the previous partition's manifest (see ``previous_manifest``).
+    It depends only on this export and its parts (no run id, no time, no link to another snapshot),
+    so a re-run that reproduces the parts reproduces the manifest byte for byte. Who published it,
+    when and in which order is the ledger's business (``jit_audit.ledger``).
     """
     window = None
     if summary.export_type == "INCREMENTAL_EXPORT":
@@ -292,9 +278,6 @@ def snapshot_manifest(
         "snapshot_date": layout.snapshot_date.isoformat(),
         "change_window": window,
         "table_arn": table_arn_from_export_arn(summary.export_arn),
-        "airflow_run_id": airflow_run_id,
-        "previous_manifest_key": None if previous is None else previous[0],
-        "previous_manifest_sha256": None if previous is None else hashlib.sha256(previous[1]).hexdigest(),
         "export_arn": summary.export_arn,
         "export_id": export_id(summary.export_arn),
         "export_time": summary.export_time,
@@ -369,20 +352,6 @@ def delete_keys(client: Any, bucket: str, keys: list[str]) -> None:
             raise IntegrityError(f"could not delete {len(response['Errors'])} objects: {response['Errors'][:3]}")
 
 
-def _existing_manifest(client: Any, layout: SnapshotLayout) -> dict[str, Any] | None:
-    try:
-        document = json.loads(_read(client, layout.bucket, layout.manifest_key))
-    except client.exceptions.NoSuchKey:
-        return None
-    except ValueError:
-        return None
-    return document if isinstance(document, dict) else None
-
-
-def _without_run_id(manifest: dict[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in manifest.items() if name != "airflow_run_id"}
-
-
 def publish(
     client: Any,
     layout: SnapshotLayout,
@@ -392,14 +361,14 @@ def publish(
     described_item_count: int,
     *,
     upload_extra_args: dict[str, str] | None = None,
-    airflow_run_id: str | None = None,
+    record: Callable[[bytes, dict[str, Any]], Any] | None = None,
 ) -> dict[str, Any]:
     """Publish the staged parts as the snapshot of ``layout.snapshot_date``; return the manifest.
 
-    The manifest chains to the previous published partition of the same table and kind by the
-    SHA-256 of that partition's ``_manifest.json`` bytes. ``airflow_run_id`` names the run that
-    published this content: a re-run that republishes identical content keeps the earlier run's id,
-    so re-runs stay byte-identical and later snapshots' links stay valid.
+    ``record(manifest_bytes, manifest)`` (the ledger append) is called once every count is
+    reconciled and before anything under the published prefix changes: a publication is recorded
+    before it happens, so one that dies half-way is seen by ``verify`` as an entry whose snapshot is
+    incomplete, never as a snapshot that nobody recorded. Its retry publishes the same bytes.
     """
     parts = sorted(parts, key=lambda part: part.index)
     reconcile(summary, files, parts, described_item_count)
@@ -407,9 +376,10 @@ def publish(
         raise IntegrityError("the staged parts were not all pseudonymised with the same key (or some were not "
                              "pseudonymised): clear the flatten tasks so they run again with the current setting")
     extra = upload_extra_args or {}
-    # Read the previous link first: it never changes while this partition is rewritten.
-    previous = previous_manifest(client, layout)
-    published_before = _existing_manifest(client, layout)
+    manifest = snapshot_manifest(layout, summary, parts, described_item_count)
+    body = manifest_bytes(manifest)
+    if record is not None:
+        record(body, manifest)
     # Withdraw the completion marker first: from here until the end, the snapshot reads as incomplete.
     delete_keys(client, layout.bucket, [layout.success_key, layout.manifest_key])
     final_keys = []
@@ -422,14 +392,6 @@ def publish(
         final_keys.append(final_key)
     stale = [key for key in list_keys(client, layout.bucket, layout.published_prefix) if key not in final_keys]
     delete_keys(client, layout.bucket, stale)
-    manifest = snapshot_manifest(
-        layout, summary, parts, described_item_count, airflow_run_id=airflow_run_id, previous=previous
-    )
-    if published_before is not None and _without_run_id(published_before) == _without_run_id(manifest):
-        # A re-run that publishes the same content keeps the run of record (and so the same bytes,
-        # and the chain of every later snapshot, intact).
-        manifest["airflow_run_id"] = published_before.get("airflow_run_id")
-    body = manifest_bytes(manifest)
     client.put_object(Bucket=layout.bucket, Key=layout.manifest_key, Body=body, ContentType="application/json",
                       ChecksumAlgorithm=CHECKSUM_ALGORITHM, ChecksumSHA256=sha256_b64(body), **extra)
     client.put_object(Bucket=layout.bucket, Key=layout.success_key, Body=b"",

@@ -1,37 +1,50 @@
-"""Re-check published snapshots against their ``_manifest.json`` and the hash chain between them.
+"""Re-check what was published against the publication ledger and each ``_manifest.json``.
 
-For each partition (full snapshot or change window) in the range it re-reads everything:
+For each table (``<prefix>/jsonl/table=<table>/``) it re-reads everything:
 
-* ``_manifest.json`` and ``_SUCCESS`` are there;
-* every part listed: its bytes (SHA-256, size) and its line count (decompressed);
-* nothing else is there (a part not in the manifest is *added*);
-* ``previous_manifest_sha256`` is the SHA-256 of the bytes of the previous published partition's
-  ``_manifest.json`` (the same table and kind, by date or window order), or null for the first.
+* **the ledger** (``_ledger/``, see ``jit_audit.ledger``): continuous from entry 0 to the head (no
+  gap, nothing else in the folder), every entry in canonical form, every ``previous_entry_sha256``
+  the SHA-256 of the entry before it, every signature valid (and, with ``trusted_keys``, made with
+  one of them); once entries are signed, every later entry must be;
+* **every published partition** (full snapshot or change window): ``_SUCCESS`` and
+  ``_manifest.json`` are there; every part listed has its SHA-256, size and line count; nothing
+  else is there; and the manifest's SHA-256 is the one the *newest* ledger entry for that URI
+  recorded (a partition no entry records is a finding, so is one whose manifest differs);
+* **every ledger entry's publication** is still there (an entry for a snapshot that is gone is a
+  finding), ad-hoc results included, checked like partitions.
 
-Plain Python with a boto3 S3 client; ``jit-audit verify`` is the command-line wrapper.
+Publication order does not matter anywhere: backfills, re-runs and retries land in any order.
+Plain Python with boto3 clients; ``jit-audit verify`` is the command-line wrapper.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from jit_audit import ledger
 from jit_audit.layout import MANIFEST_NAME, SUCCESS_NAME
-from jit_audit.snapshot import PublishedPartition, list_partitions, previous_partition
+from jit_audit.snapshot import PublishedPartition, list_partitions
 
 _CHUNK = 1 << 20
-_URI = re.compile(
+_PARTITION_URI = re.compile(
     r"^s3://(?P<bucket>[^/]+)/(?P<table_prefix>(?:.*/)?jsonl/table=(?P<table>[^/]+)/)"
     r"(?P<partition>snapshot_date=(?P<date>\d{4}-\d{2}-\d{2})|change_window=(?P<window>\d{8}T\d{6}Z_\d{8}T\d{6}Z))/?$"
 )
+_TABLE_URI = re.compile(r"^s3://(?P<bucket>[^/]+)/(?P<table_prefix>(?:.*/)?jsonl/table=(?P<table>[^/]+)/)$")
+_PREFIX_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<prefix>.*)$")
+_KIND_DIRS = {"snapshot": "snapshot_date=", "changes": "change_window="}
 #: Finding kinds, in the words of the report.
-ADDED, CHANGED, REMOVED, CHAIN, INCOMPLETE = "added", "changed", "removed", "chain broken", "incomplete"
+ADDED, CHANGED, REMOVED, INCOMPLETE = "added", "changed", "removed", "incomplete"
+UNRECORDED, GONE, LEDGER, SIGNATURE = "not in ledger", "gone", "ledger broken", "bad signature"
 
 
 class UsageError(ValueError):
@@ -39,7 +52,7 @@ class UsageError(ValueError):
 
 
 class AccessError(RuntimeError):
-    """S3 refused or failed a request that verification needs (not an integrity finding)."""
+    """S3 or KMS refused or failed a request that verification needs (not an integrity finding)."""
 
 
 @dataclass(frozen=True)
@@ -52,9 +65,26 @@ class Target:
     kind: str  # "snapshot" or "changes"
     label: str
 
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.table_prefix}{_KIND_DIRS[self.kind]}{self.label}/"
+
+
+@dataclass(frozen=True)
+class PrefixTarget:
+    """``s3://bucket/<prefix>/`` (every table under ``<prefix>/jsonl/``) or one table's prefix."""
+
+    bucket: str
+    prefix: str  # "" or ending in "/"
+    table: str | None = None
+
+    @property
+    def jsonl_prefix(self) -> str:
+        return f"{self.prefix}jsonl/"
+
 
 def parse_uri(uri: str) -> Target:
-    match = _URI.match(uri.strip())
+    match = _PARTITION_URI.match(uri.strip())
     if not match:
         raise UsageError(
             f"not a snapshot URI: {uri!r}; expected s3://<bucket>/<prefix>/jsonl/table=<table>/"
@@ -62,6 +92,27 @@ def parse_uri(uri: str) -> Target:
         )
     kind = "snapshot" if match["date"] else "changes"
     return Target(match["bucket"], match["table_prefix"], match["table"], kind, match["date"] or match["window"])
+
+
+def parse_target(uri: str, table: str | None = None) -> Target | PrefixTarget:
+    """A snapshot (or change window) URI, a table's ``.../jsonl/table=<t>/`` or an export prefix."""
+    text = uri.strip()
+    if _PARTITION_URI.match(text):
+        if table is not None:
+            raise UsageError("--table applies to an export prefix, not to one snapshot's URI")
+        return parse_uri(text)
+    if (match := _TABLE_URI.match(text)) is not None:
+        if table is not None and table != match["table"]:
+            raise UsageError(f"--table {table} does not match the URI's table={match['table']}")
+        return PrefixTarget(match["bucket"], match["table_prefix"][: -len(f"jsonl/table={match['table']}/")],
+                            match["table"])
+    match = _PREFIX_URI.match(text)
+    if match is None or "\x00" in text:
+        raise UsageError(f"not an S3 URI: {uri!r}; expected s3://<bucket>/<prefix>/ or a snapshot's URI")
+    prefix = match["prefix"].strip("/")
+    if prefix == "jsonl" or prefix.endswith("/jsonl"):  # .../jsonl/ means the export prefix above it
+        prefix = prefix[: -len("jsonl")].strip("/")
+    return PrefixTarget(match["bucket"], f"{prefix}/" if prefix else "", table)
 
 
 @dataclass(frozen=True)
@@ -81,6 +132,7 @@ class PartitionReport:
     parts: int = 0
     lines: int = 0
     manifest_sha256: str | None = None
+    ledger_sequence: int | None = None
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -89,33 +141,50 @@ class PartitionReport:
 
 
 @dataclass
+class LedgerReport:
+    uri: str
+    entries: int = 0
+    signed: int = 0
+    keys: set[str] = field(default_factory=set)
+    findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass
 class Report:
     partitions: list[PartitionReport]
+    ledgers: list[LedgerReport] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return all(partition.ok for partition in self.partitions)
+        return not self.findings
 
     @property
     def findings(self) -> list[Finding]:
-        return [finding for partition in self.partitions for finding in partition.findings]
+        found = [finding for book in self.ledgers for finding in book.findings]
+        return found + [finding for partition in self.partitions for finding in partition.findings]
 
     def render(self) -> str:
         lines = []
+        for book in self.ledgers:
+            signed = f", {book.signed} signed ({', '.join(sorted(book.keys))})" if book.signed else ", unsigned"
+            lines.append(f"{'OK' if not book.findings else 'FAILED'} ledger {book.uri} ({book.entries} entries{signed})")
+            lines.extend(f"  {finding}" for finding in book.findings)
         for partition in self.partitions:
             if partition.ok:
-                lines.append(
-                    f"OK {partition.uri} ({partition.parts} parts, {partition.lines} lines, "
-                    f"_manifest.json sha256 {partition.manifest_sha256})"
-                )
+                entry = "" if partition.ledger_sequence is None else f", ledger entry {partition.ledger_sequence}"
+                lines.append(f"OK {partition.uri} ({partition.parts} parts, {partition.lines} lines, "
+                             f"_manifest.json sha256 {partition.manifest_sha256}{entry})")
             else:
                 lines.append(f"FAILED {partition.uri}")
                 lines.extend(f"  {finding}" for finding in partition.findings)
-        count = len(self.partitions)
+        entries = sum(book.entries for book in self.ledgers)
+        parts = sum(partition.parts for partition in self.partitions)
+        counted = (f"{entries} ledger entries, {len(self.partitions)} publication(s) "
+                   f"(snapshots, change windows and ad-hoc results), {parts} parts checked")
         if self.ok:
-            lines.append(f"OK: {count} snapshot(s) verified, chain intact")
+            lines.append(f"OK: {counted}")
         else:
-            lines.append(f"FAILED: {len(self.findings)} integrity problem(s) in {count} snapshot(s)")
+            lines.append(f"FAILED: {len(self.findings)} integrity problem(s); {counted}")
         return "\n".join(lines)
 
 
@@ -131,6 +200,18 @@ def _get(client: Any, bucket: str, key: str) -> bytes | None:
         if _missing(error):
             return None
         raise AccessError(f"s3://{bucket}/{key}: {error}") from error
+
+
+def _list(client: Any, bucket: str, prefix: str, delimiter: str | None = None) -> list[str]:
+    kwargs = {"Bucket": bucket, "Prefix": prefix, **({"Delimiter": delimiter} if delimiter else {})}
+    keys: list[str] = []
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(**kwargs):
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+            keys.extend(common["Prefix"] for common in page.get("CommonPrefixes", []))
+    except ClientError as error:
+        raise AccessError(f"cannot list s3://{bucket}/{prefix}: {error}") from error
+    return keys
 
 
 def _read_part(client: Any, bucket: str, key: str) -> tuple[str, int, int | None] | None:
@@ -159,9 +240,8 @@ def _read_part(client: Any, bucket: str, key: str) -> tuple[str, int, int | None
     return digest.hexdigest(), size, lines if valid else None
 
 
-def verify_partition(client: Any, bucket: str, partition: PublishedPartition,
-                     previous: PublishedPartition | None) -> PartitionReport:
-    """Re-check one partition's parts against its manifest, and its link to ``previous``."""
+def verify_partition(client: Any, bucket: str, partition: PublishedPartition) -> PartitionReport:
+    """Re-check one published prefix's parts against its own ``_manifest.json``."""
     uri = f"s3://{bucket}/{partition.prefix}"
     report = PartitionReport(uri=uri, label=partition.label)
 
@@ -169,7 +249,7 @@ def verify_partition(client: Any, bucket: str, partition: PublishedPartition,
         report.findings.append(Finding(kind, f"s3://{bucket}/{key}", detail))
 
     if partition.success_key not in partition.keys:
-        find(INCOMPLETE, partition.success_key, f"{SUCCESS_NAME} is missing: the snapshot is not complete")
+        find(INCOMPLETE, partition.success_key, f"{SUCCESS_NAME} is missing: the publication is not complete")
     # Keys the listing lacks are missing: not read, since S3 answers a missing key with AccessDenied
     # (not NoSuchKey) to readers whose s3:ListBucket is limited to a prefix, like the auditor policy.
     raw = _get(client, bucket, partition.manifest_key) if partition.manifest_key in partition.keys else None
@@ -181,7 +261,7 @@ def verify_partition(client: Any, bucket: str, partition: PublishedPartition,
         manifest = json.loads(raw)
         entries = {entry["key"]: entry for entry in manifest["parts"]}
     except (ValueError, KeyError, TypeError) as error:
-        find(CHANGED, partition.manifest_key, f"{MANIFEST_NAME} is not a readable snapshot manifest ({error})")
+        find(CHANGED, partition.manifest_key, f"{MANIFEST_NAME} is not a readable manifest ({error})")
         return report
 
     for key, entry in entries.items():
@@ -207,64 +287,309 @@ def verify_partition(client: Any, bucket: str, partition: PublishedPartition,
         if key not in entries and key not in (partition.manifest_key, partition.success_key):
             find(ADDED, key, f"not listed in {MANIFEST_NAME}")
 
-    written = manifest.get("counts", {}).get("lines_written")
+    counts = manifest.get("counts") or {}
+    written = counts.get("lines_written", counts.get("items"))  # snapshots / ad-hoc results
     listed = sum(int(entry.get("lines", 0)) for entry in entries.values())
     if written != listed:
-        find(CHANGED, partition.manifest_key, f"counts.lines_written {written} but the parts list {listed} lines")
-
-    if "previous_manifest_sha256" not in manifest:
-        find(CHAIN, partition.manifest_key,
-             f"manifest version {manifest.get('version')} carries no previous_manifest_sha256")
-        return report
-    claimed = manifest["previous_manifest_sha256"]
-    claimed_key = manifest.get("previous_manifest_key")
-    if previous is None:
-        if claimed is not None:
-            find(CHAIN, partition.manifest_key,
-                 f"chains to {claimed_key} (sha256 {claimed}) but there is no earlier published snapshot")
-        return report
-    expected_raw = _get(client, bucket, previous.manifest_key)
-    expected = None if expected_raw is None else hashlib.sha256(expected_raw).hexdigest()
-    if claimed is None:
-        find(CHAIN, partition.manifest_key,
-             f"claims to be the first, but s3://{bucket}/{previous.prefix} was published before it")
-    elif claimed_key is not None and claimed_key != previous.manifest_key:
-        find(CHAIN, partition.manifest_key,
-             f"chains to {claimed_key}, but the previous published snapshot is {previous.manifest_key}")
-    elif claimed != expected:
-        find(CHAIN, partition.manifest_key,
-             f"previous_manifest_sha256 {claimed} does not match {previous.manifest_key} (sha256 {expected}): "
-             "the previous manifest was rewritten after this snapshot was published")
+        find(CHANGED, partition.manifest_key, f"the counts say {written} lines but the parts list {listed}")
     return report
 
 
-def verify(client: Any, first: Target, last: Target | None = None, *, last_must_exist: bool = True) -> Report:
-    """Verify the partitions from ``first`` through ``last`` (inclusive; ``first`` alone by default).
+# --------------------------------------------------------------------------- the ledger
 
-    ``first`` must be published; so must ``last`` unless ``last_must_exist`` is False (``--through``).
+
+PublicKey = Callable[[str], bytes]
+
+
+def _signature_ok(public_key_der: bytes, algorithm: str, message: bytes, signature: bytes) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    key = load_der_public_key(public_key_der)
+    try:
+        if algorithm == "ECDSA_SHA_256" and isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
+        elif algorithm == "RSASSA_PSS_SHA_256" and isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, message, padding.PSS(mgf=padding.MGF1(hashes.SHA256()),
+                                                       salt_length=padding.PSS.AUTO), hashes.SHA256())
+        else:
+            return False
+    except InvalidSignature:
+        return False
+    return True
+
+
+def check_ledger(
+    bucket: str,
+    prefix: str,
+    entries: list[ledger.Entry],
+    strays: Iterable[str],
+    public_key: PublicKey | None,
+    trusted_keys: set[str] | None = None,
+) -> LedgerReport:
+    """Continuity, canonical form, hash links and signatures of one table's ledger."""
+    report = LedgerReport(uri=f"s3://{bucket}/{prefix}", entries=len(entries))
+
+    def find(kind: str, key: str, detail: str) -> None:
+        report.findings.append(Finding(kind, f"s3://{bucket}/{key}", detail))
+
+    for key in strays:
+        find(ADDED, key, "not a ledger entry (entries are <12-digit sequence>.json and nothing else lives here)")
+    by_sequence = {entry.sequence: entry for entry in entries}
+    head = max(by_sequence, default=-1)
+    for sequence in range(head + 1):
+        if sequence not in by_sequence:
+            find(REMOVED, ledger.entry_key(prefix, sequence),
+                 f"ledger entry {sequence} is missing: entries 0..{head} must all be there (nothing is ever deleted)")
+    first_signed: int | None = None
+    for entry in entries:
+        document = entry.document
+        if document is None:
+            find(CHANGED, entry.key, "not a JSON object")
+            continue
+        if document.get("sequence") != entry.sequence:
+            find(CHANGED, entry.key, f"says sequence {document.get('sequence')!r}, its key says {entry.sequence}")
+        if entry.raw != ledger.entry_bytes(document):
+            find(CHANGED, entry.key, "not in the ledger's canonical form: the entry was rewritten outside the pipeline")
+        link = document.get("previous_entry_sha256")
+        previous = by_sequence.get(entry.sequence - 1)
+        if entry.sequence == 0 and link is not None:
+            find(LEDGER, entry.key, f"entry 0 links to a previous entry (sha256 {link}): the ledger's start was cut off")
+        elif previous is not None and link != previous.sha256:
+            find(LEDGER, entry.key,
+                 f"previous_entry_sha256 {link} but entry {previous.sequence} has sha256 {previous.sha256}: "
+                 f"entry {previous.sequence} was rewritten after entry {entry.sequence} was recorded (or this one was)")
+        signature = document.get("signature")
+        if signature is None:
+            if first_signed is not None:
+                find(SIGNATURE, entry.key, f"unsigned, but the entries from {first_signed} on are signed: "
+                                           "an entry written without the signing key")
+            elif trusted_keys:
+                find(SIGNATURE, entry.key, "unsigned, but --kms-key-id says entries are signed")
+            continue
+        if first_signed is None:
+            first_signed = entry.sequence
+        report.signed += 1
+        problem = _check_signature(document, signature, public_key, trusted_keys)
+        if problem:
+            find(SIGNATURE, entry.key, problem)
+        elif isinstance(signature, dict):
+            report.keys.add(str(signature.get("key_id")))
+    return report
+
+
+def _check_signature(document: dict[str, Any], signature: Any, public_key: PublicKey | None,
+                     trusted_keys: set[str] | None) -> str | None:
+    if not isinstance(signature, dict) or not {"key_id", "algorithm", "value"} <= set(signature):
+        return "the signature field is not {key_id, algorithm, value}"
+    key_id, algorithm = str(signature["key_id"]), str(signature["algorithm"])
+    if trusted_keys is not None and key_id not in trusted_keys:
+        return f"signed with {key_id}, which is not a key you trust ({', '.join(sorted(trusted_keys))})"
+    if algorithm not in ledger.SIGNING_ALGORITHMS:
+        return f"signing algorithm {algorithm!r} is not one the ledger uses"
+    if public_key is None:
+        return "signed, but no KMS client to fetch the public key with"
+    try:
+        value = base64.b64decode(str(signature["value"]), validate=True)
+    except ValueError:
+        return "the signature is not base64"
+    if not _signature_ok(public_key(key_id), algorithm, ledger.signed_message(document), value):
+        return f"the {algorithm} signature by {key_id} does not match the entry: it was changed after signing"
+    return None
+
+
+def kms_public_keys(kms: Any) -> tuple[PublicKey, Callable[[str], str]]:
+    """``(public_key(key_id) -> DER, key_arn(key id, alias or ARN) -> ARN)``, cached, from KMS GetPublicKey."""
+    cache: dict[str, dict[str, Any]] = {}
+
+    def describe(key_id: str) -> dict[str, Any]:
+        if key_id not in cache:
+            try:
+                cache[key_id] = kms.get_public_key(KeyId=key_id)
+            except ClientError as error:
+                raise AccessError(f"KMS GetPublicKey {key_id}: {error}") from error
+        return cache[key_id]
+
+    return (lambda key_id: describe(key_id)["PublicKey"]), (lambda key_id: str(describe(key_id)["KeyId"]))
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _partition_at(client: Any, bucket: str, prefix: str, kind: str, label: str) -> PublishedPartition:
+    """A published prefix with only its direct children (an ad-hoc result may sit above other data)."""
+    keys = tuple(sorted(key for key in _list(client, bucket, prefix, delimiter="/") if not key.endswith("/")))
+    return PublishedPartition(kind, label, prefix, keys)
+
+
+def _parse_s3(uri: str) -> tuple[str, str] | None:
+    match = re.fullmatch(r"s3://([^/]+)/(.*)", uri)
+    return (match[1], match[2]) if match else None
+
+
+def verify_table(
+    s3: Any,
+    bucket: str,
+    table_prefix: str,
+    *,
+    public_key: PublicKey | None = None,
+    trusted_keys: set[str] | None = None,
+    only: Target | tuple[Target, Target] | None = None,
+) -> Report:
+    """Verify one table: its ledger, and every publication (or only ``only``: one partition or a range)."""
+    prefix = ledger.ledger_prefix(table_prefix)
+    try:
+        entries, strays = ledger.read_entries(s3, bucket, prefix)
+    except ClientError as error:
+        raise AccessError(f"cannot read the ledger s3://{bucket}/{prefix}: {error}") from error
+    book = check_ledger(bucket, prefix, entries, strays, public_key, trusted_keys)
+    newest: dict[str, dict[str, Any]] = {}
+    history: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        if entry.document is not None and isinstance(entry.document.get("uri"), str):
+            newest[entry.document["uri"]] = entry.document
+            history.setdefault(entry.document["uri"], []).append(entry.document)
+
+    def selected(kind: str, label: str) -> bool:
+        if only is None:
+            return True
+        first, last = only if isinstance(only, tuple) else (only, only)
+        return kind == first.kind and first.label <= label <= last.label
+
+    reports: list[PartitionReport] = []
+    seen: set[str] = set()
+    for partition_kind in ("snapshot", "changes"):
+        for partition in list_partitions(s3, bucket, table_prefix, partition_kind):
+            if not selected(partition_kind, partition.label):
+                continue
+            uri = f"s3://{bucket}/{partition.prefix}"
+            seen.add(uri)
+            report = verify_partition(s3, bucket, partition)
+            _against_ledger(report, partition.manifest_key, bucket, newest.get(uri), history.get(uri, []))
+            reports.append(report)
+    for recorded_uri, document in newest.items():
+        if recorded_uri in seen:
+            continue
+        kind = document.get("kind")
+        location = _parse_s3(recorded_uri)
+        if kind in _KIND_DIRS and location is not None and location[1].startswith(table_prefix):
+            label = location[1][len(table_prefix):].rstrip("/").partition("=")[2]
+            if not selected(kind, label):
+                continue
+            report = PartitionReport(uri=recorded_uri, label=label)
+            keys = _list(s3, location[0], location[1], delimiter="/")
+            detail = (f"ledger entry {document.get('sequence')} (run {document.get('run_id')}, "
+                      f"{document.get('recorded_at')}) records a publication here, but ")
+            if not keys:
+                report.findings.append(Finding(GONE, recorded_uri, detail + "nothing is published: it was removed"))
+            else:
+                report.findings.append(Finding(REMOVED, recorded_uri + MANIFEST_NAME,
+                                               detail + f"{MANIFEST_NAME} is missing"))
+            reports.append(report)
+        elif kind not in _KIND_DIRS and only is None and location is not None:
+            reports.append(_verify_result(s3, location[0], location[1], document, history.get(recorded_uri, [])))
+    return Report(reports, [book])
+
+
+def _verify_result(s3: Any, bucket: str, prefix: str, document: dict[str, Any],
+                   history: list[dict[str, Any]]) -> PartitionReport:
+    """An ad-hoc result the ledger records: its parts, its manifest, and the manifest's SHA-256."""
+    partition = _partition_at(s3, bucket, prefix, "adhoc", prefix)
+    uri = f"s3://{bucket}/{prefix}"
+    if not partition.keys:
+        report = PartitionReport(uri=uri, label=prefix)
+        report.findings.append(Finding(GONE, uri, f"ledger entry {document.get('sequence')} (run "
+                                                  f"{document.get('run_id')}) records a result here, but it is gone"))
+        return report
+    report = verify_partition(s3, bucket, partition)
+    _against_ledger(report, partition.manifest_key, bucket, document, history)
+    return report
+
+
+def _against_ledger(report: PartitionReport, manifest_key: str, bucket: str, newest: dict[str, Any] | None,
+                    history: list[dict[str, Any]]) -> None:
+    """The manifest found must be the one the newest ledger entry for its URI recorded."""
+    where = f"s3://{bucket}/{manifest_key}"
+    if newest is None:
+        if report.manifest_sha256 is not None:
+            report.findings.append(Finding(
+                UNRECORDED, where, "published, but no ledger entry records it: it was not published by the "
+                "pipeline (a snapshot from before the ledger is recorded once by `jit-audit ledger init`)"))
+        return
+    report.ledger_sequence = newest.get("sequence")
+    recorded = newest.get("manifest_sha256")
+    run = f"ledger entry {newest.get('sequence')} (run {newest.get('run_id')}, {newest.get('recorded_at')})"
+    if report.manifest_sha256 is None:
+        report.findings.append(Finding(REMOVED, where, f"{run} recorded {MANIFEST_NAME} sha256 {recorded}, but there is "
+                                                       "none: if that run is still publishing, wait for it; otherwise "
+                                                       "re-run it"))
+        return
+    if report.manifest_sha256 == recorded:
+        if any(finding.kind == INCOMPLETE for finding in report.findings):
+            report.findings.append(Finding(INCOMPLETE, where, f"{run} is this publication: if that run is still "
+                                                              "publishing, wait for it; otherwise re-run it"))
+        return
+    earlier = [doc for doc in history if doc.get("manifest_sha256") == report.manifest_sha256]
+    if earlier:
+        report.findings.append(Finding(
+            CHANGED, where,
+            f"sha256 {report.manifest_sha256} is what entry {earlier[-1].get('sequence')} recorded, but the newest, "
+            f"{run}, recorded {recorded}: that publication did not finish (re-run it) or was rolled back"))
+    else:
+        report.findings.append(Finding(
+            CHANGED, where, f"sha256 {report.manifest_sha256}, but {run} recorded {recorded}: the manifest was "
+                            "rewritten outside the pipeline"))
+
+
+def table_prefixes(s3: Any, target: PrefixTarget) -> list[tuple[str, str]]:
+    """``(table, table_prefix)`` of every table under ``<prefix>/jsonl/`` (or just ``target.table``)."""
+    if target.table is not None:
+        return [(target.table, f"{target.jsonl_prefix}table={target.table}/")]
+    found = []
+    for common in _list(s3, target.bucket, target.jsonl_prefix, delimiter="/"):
+        name = common[len(target.jsonl_prefix):]
+        if name.startswith("table=") and name.endswith("/"):
+            found.append((name[len("table="):-1], common))
+    return found
+
+
+def verify_prefix(s3: Any, target: PrefixTarget, *, public_key: PublicKey | None = None,
+                  trusted_keys: set[str] | None = None) -> Report:
+    """Every table under the export prefix (or the one named)."""
+    tables = table_prefixes(s3, target)
+    if not tables:
+        raise UsageError(f"nothing published under s3://{target.bucket}/{target.jsonl_prefix} "
+                         "(expected table=<table>/ folders)")
+    report = Report([], [])
+    for _, table_prefix in tables:
+        one = verify_table(s3, target.bucket, table_prefix, public_key=public_key, trusted_keys=trusted_keys)
+        report.partitions += one.partitions
+        report.ledgers += one.ledgers
+    return report
+
+
+def verify(client: Any, first: Target, last: Target | None = None, *, last_must_exist: bool = True,
+           public_key: PublicKey | None = None, trusted_keys: set[str] | None = None) -> Report:
+    """Verify the partitions from ``first`` through ``last`` (``first`` alone by default), and the ledger.
+
+    ``first`` must be published or recorded; so must ``last`` unless ``last_must_exist`` is False.
     """
     last = last or first
     if (first.bucket, first.table_prefix, first.kind) != (last.bucket, last.table_prefix, last.kind):
         raise UsageError("both ends of a range must be the same bucket, table and kind")
     if last.label < first.label:
         raise UsageError(f"the range ends ({last.label}) before it starts ({first.label})")
-    try:
-        partitions = list_partitions(client, first.bucket, first.table_prefix, first.kind)
-    except ClientError as error:
-        raise AccessError(f"cannot list s3://{first.bucket}/{first.table_prefix}: {error}") from error
-    chosen = [partition for partition in partitions if first.label <= partition.label <= last.label]
-    if not chosen:
-        raise UsageError(f"nothing published in s3://{first.bucket}/{first.table_prefix} "
-                         f"from {first.label} through {last.label}")
-    labels = {partition.label for partition in chosen}
+    report = verify_table(client, first.bucket, first.table_prefix, public_key=public_key,
+                          trusted_keys=trusted_keys, only=(first, last))
+    labels = {partition.label for partition in report.partitions}
     required = {first.label, last.label} if last_must_exist else {first.label}
     if not required <= labels:
         missing = sorted(required - labels)
-        raise UsageError(f"nothing published at {', '.join(missing)} in s3://{first.bucket}/{first.table_prefix}")
-    return Report([
-        verify_partition(client, first.bucket, partition, previous_partition(partitions, partition.label))
-        for partition in chosen
-    ])
+        raise UsageError(f"nothing published or recorded at {', '.join(missing)} in "
+                         f"s3://{first.bucket}/{first.table_prefix}")
+    return report
 
 
 def range_end(first: Target, through: str) -> Target:
@@ -281,10 +606,16 @@ def range_end(first: Target, through: str) -> Target:
 __all__ = [
     "AccessError",
     "Finding",
+    "PrefixTarget",
     "Report",
     "Target",
     "UsageError",
+    "check_ledger",
+    "kms_public_keys",
+    "parse_target",
     "parse_uri",
     "range_end",
     "verify",
+    "verify_prefix",
+    "verify_table",
 ]

@@ -10,6 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from jit_audit.layout import normalise_prefix
 from jit_audit.query import QueryParamError, parse_query
+from jit_audit_airflow.ledger import ledger_settings, recorder
 from jit_audit_airflow.settings import pseudonymiser, read_settings, upload_extra_args
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,11 @@ def output_location(settings: Any, run_id: str, override: str | None) -> tuple[s
     return settings.bucket, prefix + "/"
 
 
+def _recorder(plan: dict[str, Any], s3: Any) -> Any:
+    """The ledger append for this run's result (the export table's ledger; see jit_audit.ledger)."""
+    return recorder(plan, s3, kind="adhoc", uri=f"s3://{plan['bucket']}/{plan['prefix']}", label=None)
+
+
 def validate(params: dict[str, Any], run_id: str) -> dict[str, Any]:
     """Check the form (or API) parameters and the settings; fail at once, naming the field."""
     if params.get("query_by") == API_SUMMARY:
@@ -54,6 +60,7 @@ def validate(params: dict[str, Any], run_id: str) -> dict[str, Any]:
         "bucket": bucket,
         "prefix": prefix,
         "upload_extra_args": upload_extra_args(settings),
+        **ledger_settings(settings),
         "pseudonymise_actor_email": settings.pseudonymise_actor_email,
         "pseudonymisation_conn_id": settings.pseudonymisation_conn_id,
     }
@@ -71,10 +78,11 @@ def run_query(plan: dict[str, Any]) -> dict[str, Any]:
     query = parse_query(plan["params"], require_scan_range=True)
     # A plain low-level client: DynamoDBHook.client belongs to a boto3 *resource*, which would
     # re-serialise our typed ExpressionAttributeValues ({"S": ...}) as maps and match nothing.
+    s3 = S3Hook(aws_conn_id=plan["aws_conn_id"]).get_conn()
     try:
         summary = run_to_s3(
             AwsBaseHook(aws_conn_id=plan["aws_conn_id"], client_type="dynamodb").conn,
-            S3Hook(aws_conn_id=plan["aws_conn_id"]).get_conn(),
+            s3,
             plan["table"],
             query,
             plan["bucket"],
@@ -82,6 +90,7 @@ def run_query(plan: dict[str, Any]) -> dict[str, Any]:
             upload_extra_args=plan["upload_extra_args"],
             pseudonymiser=pseudonymiser(plan.get("pseudonymise_actor_email", False),
                                         plan.get("pseudonymisation_conn_id", "")),
+            record=_recorder(plan, s3),
         )
     except QueryParamError as error:
         raise AirflowFailException(f"Bad parameter {error}") from error
@@ -127,6 +136,7 @@ def validate_api_summary(params: dict[str, Any], run_id: str) -> dict[str, Any]:
         "bucket": bucket,
         "prefix": prefix,
         "upload_extra_args": upload_extra_args(settings),
+        **ledger_settings(settings),
     }
 
 
@@ -138,14 +148,16 @@ def run_api_summary(plan: dict[str, Any]) -> dict[str, Any]:
     from jit_audit_airflow.hooks import JitApiHook
 
     query = parse_summary_query(plan["params"])
+    s3 = S3Hook(aws_conn_id=plan["aws_conn_id"]).get_conn()
     try:
         summary = summaries_to_s3(
             JitApiHook(jit_api_conn_id=plan["jit_api_conn_id"]).get_conn(),
-            S3Hook(aws_conn_id=plan["aws_conn_id"]).get_conn(),
+            s3,
             query,
             plan["bucket"],
             plan["prefix"],
             upload_extra_args=plan["upload_extra_args"],
+            record=_recorder(plan, s3),
         )
     except QueryParamError as error:
         raise AirflowFailException(f"Bad parameter {error}") from error

@@ -18,6 +18,7 @@ from jit_audit.exports import describe_export
 from jit_audit.flatten import FlattenError
 from jit_audit.layout import SnapshotLayout
 from jit_audit.manifest import DataFile, ManifestError
+from jit_audit_airflow.ledger import current_run, recorder
 from jit_audit_airflow.settings import pseudonymiser
 
 log = logging.getLogger(__name__)
@@ -77,30 +78,27 @@ def flatten_data_file(plan: dict[str, Any], data_file: dict[str, Any]) -> dict[s
     return part.to_dict()
 
 
-def _current_run_id() -> str | None:
-    from airflow.sdk import get_current_context
-
-    try:
-        return str(get_current_context()["run_id"])
-    except Exception:  # outside a running task (unit tests calling the body directly)
-        return None
-
-
 def publish_snapshot(
     plan: dict[str, Any], export_arn: str, parts: list[dict[str, Any]], run_id: str | None = None
 ) -> dict[str, Any]:
-    """Reconcile every count, then publish; returns the snapshot manifest's headline figures.
+    """Reconcile every count, record the publication in the ledger, then publish.
 
-    ``run_id`` (the task's ``context["run_id"]``, looked up when not given) goes into the manifest.
+    Returns the snapshot manifest's headline figures and the ledger entry's sequence number.
+    ``run_id`` (the task's ``context["run_id"]``, looked up when not given) goes into the entry.
     """
     summary, files, item_count = _manifests(plan, export_arn)
     layout = SnapshotLayout.from_dict(plan["layout"])
     s3 = S3Hook(aws_conn_id=plan["aws_conn_id"]).get_conn()
+    dag_id, current_run_id = current_run()
+    uri = f"s3://{layout.bucket}/{layout.published_prefix}"
+    record = recorder(plan, s3, kind=snapshot.partition_kind(layout), uri=uri, label=snapshot.partition_label(layout),
+                      run=(dag_id or "jit_audit_export", run_id if run_id is not None else current_run_id))
+    entries: list[dict[str, Any]] = []
     try:
         manifest = snapshot.publish(
             s3, layout, summary, files, [snapshot.PartResult.from_dict(part) for part in parts or []], item_count,
             upload_extra_args=plan["upload_extra_args"],
-            airflow_run_id=run_id if run_id is not None else _current_run_id(),
+            record=lambda body, document: entries.append(record(body, document)),
         )
     except snapshot.IntegrityError as error:  # CountMismatch included
         raise AirflowFailException(str(error)) from error
@@ -111,7 +109,8 @@ def publish_snapshot(
         counts["manifest_item_count"], counts["lines_written"], len(manifest["parts"]),
     )
     return {
-        "uri": f"s3://{layout.bucket}/{layout.published_prefix}",
+        "uri": uri,
+        "ledger_sequence": entries[0]["sequence"],
         "snapshot_date": manifest["snapshot_date"],
         "export_arn": manifest["export_arn"],
         "export_time": manifest["export_time"],

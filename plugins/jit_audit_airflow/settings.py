@@ -12,6 +12,7 @@ from jit_audit.exports import INCREMENTAL_VIEW, as_export_time
 from jit_audit.layout import SnapshotLayout
 from jit_audit.pseudonymise import Pseudonymiser
 from jit_audit.settings import ExportSettings, load_settings
+from jit_audit_airflow.ledger import ledger_settings
 
 
 def read_settings() -> ExportSettings:
@@ -57,6 +58,7 @@ def plan_snapshot(context: Any, has_baseline: Callable[[ExportSettings, Snapshot
             layout = replace(layout, window_start=window_start)
     return {
         **settings.to_dict(),
+        **ledger_settings(settings),
         "layout": layout.to_dict(),
         "export_time": layout.to_dict()["export_time"],
         "window_start": layout.to_dict()["window_start"],
