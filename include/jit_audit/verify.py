@@ -385,7 +385,7 @@ def _check_signature(document: dict[str, Any], signature: Any, public_key: Publi
     if not isinstance(signature, dict) or not {"key_id", "algorithm", "value"} <= set(signature):
         return "the signature field is not {key_id, algorithm, value}"
     key_id, algorithm = str(signature["key_id"]), str(signature["algorithm"])
-    if trusted_keys is not None and key_id not in trusted_keys:
+    if trusted_keys is not None and key_uuid(key_id) not in {key_uuid(key) for key in trusted_keys}:
         return f"signed with {key_id}, which is not a key you trust ({', '.join(sorted(trusted_keys))})"
     if algorithm not in ledger.SIGNING_ALGORITHMS:
         return f"signing algorithm {algorithm!r} is not one the ledger uses"
@@ -398,6 +398,11 @@ def _check_signature(document: dict[str, Any], signature: Any, public_key: Publi
     if not _signature_ok(public_key(key_id), algorithm, ledger.signed_message(document), value):
         return f"the {algorithm} signature by {key_id} does not match the entry: it was changed after signing"
     return None
+
+
+def key_uuid(key: str) -> str:
+    """A key ARN's key id (``arn:...:key/<id>`` -> ``<id>``), so an ARN and a bare id compare equal."""
+    return key.rsplit(":key/", 1)[-1]
 
 
 def kms_public_keys(kms: Any) -> tuple[PublicKey, Callable[[str], str]]:
