@@ -29,7 +29,7 @@ from botocore.client import BaseClient
 #: The request parameters that choose an IAM action's resource or condition keys.
 KEY_PARAMS = (
     "Bucket", "Key", "Prefix", "CopySource", "TableName", "TableArn", "IndexName", "ExportArn",
-    "S3Bucket", "S3Prefix", "TopicArn", "TargetArn",
+    "S3Bucket", "S3Prefix", "TopicArn", "TargetArn", "KeyId", "ObjectLockMode", "ObjectLockRetainUntilDate",
 )
 _CONTEXT_KEY = "jit_audit_recorded_call"
 

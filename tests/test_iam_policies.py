@@ -38,7 +38,7 @@ POLICIES = [EXPORT_POLICY, ADHOC_POLICY, ALERTS_POLICY, AUDITOR_POLICY]
 DEPLOYING = REPO / "docs" / "deploying.md"
 
 #: Placeholders the policies may contain; docs/deploying.md says what to put in each.
-TOKENS = {"REGION", "ACCOUNT_ID", "TABLE", "BUCKET", "PREFIX", "KMS_KEY_ID", "ALERTS_TOPIC"}
+TOKENS = {"REGION", "ACCOUNT_ID", "TABLE", "BUCKET", "PREFIX", "KMS_KEY_ID", "LEDGER_KEY_ID", "ALERTS_TOPIC"}
 #: Actions AWS grants only on ``"Resource": "*"`` (no resource types in the Service Authorization Reference).
 NO_RESOURCE_LEVEL = {"dynamodb:ListExports"}
 #: Managed policies may hold at most 6,144 characters, whitespace not counted.
@@ -79,6 +79,14 @@ EXPORT_CALLS: dict[tuple[str, str], set[str]] = {
     ("include/jit_audit/retention.py", "get_object_lock_configuration"): {"s3:GetBucketObjectLockConfiguration"},
     ("include/jit_audit/retention.py", "get_bucket_encryption"): {"s3:GetEncryptionConfiguration"},
     ("include/jit_audit/retention.py", "get_public_access_block"): {"s3:GetBucketPublicAccessBlock"},
+    # The publication ledger: list the head, read it, append with If-None-Match (a COMPLIANCE
+    # retention on the entry when the bucket has Object Lock: s3:PutObjectRetention).
+    ("include/jit_audit/ledger.py", "list_objects_v2"): {"s3:ListBucket"},
+    ("include/jit_audit/ledger.py", "get_object"): {"s3:GetObject"},
+    ("include/jit_audit/ledger.py", "put_object"): {"s3:PutObject", "s3:PutObjectRetention"},
+    ("include/jit_audit/ledger.py", "get_object_lock_configuration"): {"s3:GetBucketObjectLockConfiguration"},
+    # `jit-audit ledger init`, run once by whoever holds the export role.
+    ("include/jit_audit/migrate.py", "get_object"): {"s3:GetObject"},
 }
 
 ADHOC_CALLS: dict[tuple[str, str], set[str]] = {
@@ -99,12 +107,20 @@ ADHOC_CALLS: dict[tuple[str, str], set[str]] = {
     # snapshot.list_keys / delete_keys, reused by results.publish_results.
     ("include/jit_audit/snapshot.py", "list_objects_v2"): {"s3:ListBucket"},
     ("include/jit_audit/snapshot.py", "delete_objects"): {"s3:DeleteObject"},
+    # Each result is recorded in the export table's ledger (as the export role does).
+    ("include/jit_audit/ledger.py", "list_objects_v2"): {"s3:ListBucket"},
+    ("include/jit_audit/ledger.py", "get_object"): {"s3:GetObject"},
+    ("include/jit_audit/ledger.py", "put_object"): {"s3:PutObject", "s3:PutObjectRetention"},
+    ("include/jit_audit/ledger.py", "get_object_lock_configuration"): {"s3:GetBucketObjectLockConfiguration"},
 }
 
 #: `jit-audit verify` and `jit-audit check-retention`, run by auditors: read-only on the published
 #: JSON Lines, the table's backup settings and the bucket's configuration.
 AUDITOR_CALLS: dict[tuple[str, str], set[str]] = {
     ("include/jit_audit/verify.py", "get_object"): {"s3:GetObject"},
+    ("include/jit_audit/verify.py", "list_objects_v2"): {"s3:ListBucket"},
+    ("include/jit_audit/ledger.py", "get_object"): {"s3:GetObject"},
+    ("include/jit_audit/ledger.py", "list_objects_v2"): {"s3:ListBucket"},
     ("include/jit_audit/snapshot.py", "list_objects_v2"): {"s3:ListBucket"},
     ("include/jit_audit/exports.py", "describe_continuous_backups"): {"dynamodb:DescribeContinuousBackups"},
     ("include/jit_audit/retention.py", "list_objects_v2"): {"s3:ListBucket"},
@@ -123,12 +139,15 @@ ALERT_CALLS: dict[tuple[str, str], set[str]] = {
 #: SSE-KMS, used only when the Variable jit_audit_export_kms_key_id is set: S3 asks KMS for a data
 #: key to write (GenerateDataKey) and to read or continue a multipart upload (Decrypt).
 KMS_ACTIONS = {"kms:GenerateDataKey", "kms:Decrypt"}
+#: Ledger signing, only when jit_audit_ledger_signing_key_id is set: the publishers sign entries
+#: (ledger.KmsSigner: kms.sign), auditors fetch the public key to check them (verify: get_public_key).
+LEDGER_SIGN, LEDGER_VERIFY = {"kms:Sign"}, {"kms:GetPublicKey"}
 
 ROLE_ACTIONS = {
-    EXPORT_POLICY: set().union(*EXPORT_CALLS.values()) | KMS_ACTIONS,
-    ADHOC_POLICY: set().union(*ADHOC_CALLS.values()) | KMS_ACTIONS,
+    EXPORT_POLICY: set().union(*EXPORT_CALLS.values()) | KMS_ACTIONS | LEDGER_SIGN,
+    ADHOC_POLICY: set().union(*ADHOC_CALLS.values()) | KMS_ACTIONS | LEDGER_SIGN,
     ALERTS_POLICY: set().union(*ALERT_CALLS.values()),
-    AUDITOR_POLICY: set().union(*AUDITOR_CALLS.values()) | {"kms:Decrypt"},
+    AUDITOR_POLICY: set().union(*AUDITOR_CALLS.values()) | {"kms:Decrypt"} | LEDGER_VERIFY,
 }
 
 #: Runtime code that talks to AWS. seed.py and emulator.py serve the local emulator only.
@@ -220,6 +239,7 @@ def runtime_sources() -> list[Path]:
 TABLE_ARN = "arn:aws:dynamodb:REGION:ACCOUNT_ID:table/TABLE"
 BUCKET_ARN = "arn:aws:s3:::BUCKET"
 KMS_KEY_ARN = "arn:aws:kms:REGION:ACCOUNT_ID:key/KMS_KEY_ID"
+LEDGER_KEY_ARN = "arn:aws:kms:REGION:ACCOUNT_ID:key/LEDGER_KEY_ID"
 S3_VIA_KMS = "s3.REGION.amazonaws.com"
 EXPORT_ID = "01764115200000-a1b2c3d4"
 
@@ -439,3 +459,27 @@ def test_alerts_role_publishes_to_one_topic() -> None:
     policy = load(ALERTS_POLICY)
     assert allowed(policy, "sns:Publish", "arn:aws:sns:REGION:ACCOUNT_ID:ALERTS_TOPIC")
     assert not allowed(policy, "sns:Publish", "arn:aws:sns:REGION:ACCOUNT_ID:other-topic")
+
+
+def test_the_ledger_key_signs_for_publishers_and_verifies_for_auditors_only() -> None:
+    for path in (EXPORT_POLICY, ADHOC_POLICY):
+        policy = load(path)
+        assert allowed(policy, "kms:Sign", LEDGER_KEY_ARN)
+        assert not allowed(policy, "kms:Sign", KMS_KEY_ARN), "only the ledger key signs"
+        assert not allowed(policy, "kms:GetPublicKey", LEDGER_KEY_ARN)
+    auditor = load(AUDITOR_POLICY)
+    assert allowed(auditor, "kms:GetPublicKey", LEDGER_KEY_ARN)
+    assert not allowed(auditor, "kms:Sign", LEDGER_KEY_ARN), "an auditor can check signatures, never make them"
+
+
+def test_ledger_entries_are_writable_by_publishers_readable_by_auditors() -> None:
+    entry = obj("PREFIX/jsonl/table=TABLE/_ledger/000000000007.json")
+    for path in (EXPORT_POLICY, ADHOC_POLICY):
+        for action in ("s3:PutObject", "s3:GetObject", "s3:PutObjectRetention"):
+            assert allowed(load(path), action, entry), (path.name, action)
+    auditor = load(AUDITOR_POLICY)
+    assert allowed(auditor, "s3:GetObject", entry)
+    assert not allowed(auditor, "s3:PutObject", entry)
+    assert allowed(auditor, "s3:ListBucket", BUCKET_ARN, {"s3:prefix": "PREFIX/jsonl/table=TABLE/_ledger/"})
+    assert allowed(auditor, "s3:GetObject", obj(adhoc_prefix() + "_manifest.json"))
+    assert not allowed(load(ADHOC_POLICY), "s3:PutObject", obj("PREFIX/jsonl/table=TABLE/snapshot_date=2026-11-26/x"))

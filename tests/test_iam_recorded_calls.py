@@ -88,6 +88,8 @@ TOPIC = "jit-audit-alerts"  # alerts_tests.sns_queue's topic
 TOKEN_VALUES = {
     "REGION": REGION, "ACCOUNT_ID": ACCOUNT_ID, "TABLE": TABLE, "BUCKET": BUCKET, "PREFIX": PREFIX,
     "ALERTS_TOPIC": TOPIC, "KMS_KEY_ID": "no-kms-key-in-the-emulated-flows",
+    # The ledger signing key's id: moto makes up a new one per key, so each flow sets it (ledger_key).
+    "LEDGER_KEY_ID": "set-by-the-ledger-key-fixture",
 }
 assert set(TOKEN_VALUES) == TOKENS
 
@@ -117,6 +119,8 @@ S3_OBJECT_ACTIONS = {
     "CompleteMultipartUpload": "s3:PutObject", "AbortMultipartUpload": "s3:AbortMultipartUpload",
     "DeleteObject": "s3:DeleteObject", "PutObjectAcl": "s3:PutObjectAcl",
 }
+#: KMS operations on the ledger's signing key.
+KMS_KEY_OPERATIONS = {"Sign": "kms:Sign", "GetPublicKey": "kms:GetPublicKey"}
 S3_BUCKET_ACTIONS = {
     "GetBucketLifecycleConfiguration": "s3:GetLifecycleConfiguration",
     "GetBucketVersioning": "s3:GetBucketVersioning",
@@ -172,6 +176,8 @@ def needs_of(call: RecordedCall) -> list[Need]:
         bucket_arn = f"arn:aws:s3:::{p['Bucket']}"
         if op in S3_OBJECT_ACTIONS:
             needs = [need(S3_OBJECT_ACTIONS[op], _object(p["Bucket"], p["Key"]))]
+            if op == "PutObject" and ("ObjectLockMode" in p or "ObjectLockRetainUntilDate" in p):
+                needs.append(need("s3:PutObjectRetention", _object(p["Bucket"], p["Key"])))
             if op in ("GetObject", "HeadObject") and call.status == 404:
                 # S3 answers a missing key with 404 only to callers allowed s3:ListBucket on the
                 # bucket (no s3:prefix in that check), otherwise 403 AccessDenied.
@@ -200,6 +206,10 @@ def needs_of(call: RecordedCall) -> list[Need]:
             return [need("dynamodb:DescribeExport", p["ExportArn"])]
         if op == "ListExports":  # no resource-level permissions
             return [need("dynamodb:ListExports", "*")]
+    if call.service == "kms" and op in KMS_KEY_OPERATIONS:
+        key_id = str(p["KeyId"])
+        key_arn = key_id if key_id.startswith("arn:") else f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/{key_id}"
+        return [need(KMS_KEY_OPERATIONS[op], key_arn)]
     if call.service == "sns" and op == "Publish":
         return [need("sns:Publish", p.get("TopicArn") or p["TargetArn"])]
     raise AssertionError(f"no IAM mapping for {label}: add the actions it needs to needs_of()")
@@ -255,6 +265,15 @@ def assert_policy_fits(path: Path, calls: list[RecordedCall]) -> None:
 
 def recorded(service: str, operation: str, status: int = 200, **params: Any) -> RecordedCall:
     return RecordedCall(service, operation, params, status)
+
+
+@pytest.fixture()
+def ledger_key(aws, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An asymmetric KMS key signing the ledger (jit_audit_ledger_signing_key_id), as policies name it."""
+    arn = aws.client("kms").create_key(KeyUsage="SIGN_VERIFY", KeySpec="ECC_NIST_P256")["KeyMetadata"]["Arn"]
+    monkeypatch.setitem(TOKEN_VALUES, "LEDGER_KEY_ID", arn.rsplit("/", 1)[1])
+    monkeypatch.setenv("AIRFLOW_VAR_JIT_AUDIT_LEDGER_SIGNING_KEY_ID", arn)
+    return arn
 
 
 def test_every_policy_has_its_exemptions_reviewed() -> None:
@@ -342,7 +361,7 @@ def only_object_lock_fails(output: str) -> bool:
 
 @pytest.mark.e2e
 def test_export_and_auditor_policies_fit_their_recorded_calls(
-    aws, dagbag, object_lock_bucket, seeded, monkeypatch, capsys
+    aws, dagbag, object_lock_bucket, seeded, ledger_key, monkeypatch, capsys
 ) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -367,18 +386,25 @@ def test_export_and_auditor_policies_fit_their_recorded_calls(
     where = ["--endpoint-url", aws.endpoint_url, "--region", REGION]
     capsys.readouterr()
     with record_aws_calls() as auditor:
-        assert main(["verify", snapshot, *where]) == 0
+        assert main(["verify", snapshot, "--kms-key-id", ledger_key, *where]) == 0
+        assert main(["verify", f"s3://{BUCKET}/{PREFIX}/", *where]) == 0
         assert main(["check-retention", "--table", TABLE, "--bucket", BUCKET, "--prefix", PREFIX, "--max-days", "730",
                      "--require-versioning", "--require-object-lock", *where]) == 1
     assert only_object_lock_fails(capsys.readouterr().out)
 
-    assert export_run.services() == export_check.services() == auditor.services() == {"s3", "dynamodb"}
+    assert export_run.services() == {"s3", "dynamodb", "kms"}  # kms: the signed ledger entry
+    assert export_check.services() == {"s3", "dynamodb"}
+    assert auditor.services() == {"s3", "dynamodb", "kms"}
+    locked = [call for call in export_run.calls if call.operation == "PutObject" and "ObjectLockMode" in call.params]
+    assert [call.params["Key"] for call in locked] == [f"{PREFIX}/jsonl/table={TABLE}/_ledger/000000000000.json"]
     assert_policy_fits(EXPORT_POLICY, export_run.calls + export_check.calls)
     assert_policy_fits(AUDITOR_POLICY, auditor.calls)
 
 
 @pytest.mark.e2e
-def test_adhoc_policy_fits_its_recorded_calls(aws, dagbag, table) -> None:
+def test_adhoc_policy_fits_its_recorded_calls(aws, dagbag, object_lock_bucket, table, ledger_key, capsys) -> None:
+    from jit_audit.cli import main
+
     item = next(item for item in table if not item["request_id"]["S"].startswith("edge-"))
     anytime = {"start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z"}
     modes = [
@@ -396,6 +422,16 @@ def test_adhoc_policy_fits_its_recorded_calls(aws, dagbag, table) -> None:
     assert operations == {("Query", None), ("Query", "gsi_account_event"), ("Query", "gsi_channel_event"),
                           ("Scan", None)}
     assert_policy_fits(ADHOC_POLICY, adhoc.calls)
+
+    # The auditor verifies the results through the ledger they were recorded in.
+    capsys.readouterr()
+    with record_aws_calls() as auditor:
+        assert main(["verify", f"s3://{BUCKET}/{PREFIX}/", "--kms-key-id", ledger_key,
+                     "--endpoint-url", aws.endpoint_url, "--region", REGION]) == 0
+    assert f"OK: {len(modes)} ledger entries, {len(modes)} publication(s)" in capsys.readouterr().out
+    # Reading ad-hoc results is allowed (whether every auditor grant is needed is the export flow's check).
+    assert audit(load(AUDITOR_POLICY), auditor.calls, NOT_EXERCISED[AUDITOR_POLICY]).denied == []
+    assert any(call.params.get("Key", "").startswith(f"{PREFIX}/adhoc/") for call in auditor.calls)
 
 
 @pytest.mark.e2e
