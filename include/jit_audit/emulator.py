@@ -68,6 +68,9 @@ point-in-time-recovery window.  The patches make these operations follow AWS's d
   enabled, so tests can export past dates: ``EarliestRestorableDateTime = max(enabled -
   pitr_history_days, now - RecoveryPeriodInDays)``, ``LatestRestorableDateTime = now -
   pitr_lag_seconds`` (AWS's trails by about five minutes).
+* S3 conditional writes: ``PutObject`` with ``If-None-Match: *`` (or ``If-Match``) is decided
+  atomically, as S3 does (moto checks, then writes, unlocked): of two concurrent writers of one key,
+  exactly one wins and the other gets ``412 PreconditionFailed``.  The publication ledger relies on it.
 * The emulator's clock: ``now`` = real time + an offset, used for write stamps, export start/end
   times, ``ClientToken`` expiry, the PITR window (including when PITR was enabled) and all time
   validation.  Set it with ``install(clock_offset_seconds=...)`` or at run time on the server

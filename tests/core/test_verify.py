@@ -23,7 +23,6 @@ import pytest
 from jit_audit import ledger
 from jit_audit.exports import describe_export, find_or_start_export
 from jit_audit.layout import SnapshotLayout
-from jit_audit.migrate import record_existing
 from jit_audit.seed import seed
 from jit_audit.snapshot import (
     SNAPSHOT_MANIFEST_VERSION,

@@ -133,6 +133,17 @@ def objects(aws: Any, prefix: str) -> dict[str, bytes]:
     return {key[len(prefix):]: s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() for key in keys(aws, prefix)}
 
 
+def verified(aws: Any) -> str:
+    """``jit-audit verify s3://<bucket>/<prefix>/`` on everything published: must be OK; returns its summary."""
+    from jit_audit.verify import PrefixTarget, kms_public_keys, verify_prefix
+
+    public_key, _ = kms_public_keys(aws.client("kms"))
+    report = verify_prefix(aws.client("s3"), PrefixTarget(BUCKET, f"{PREFIX}/"), public_key=public_key)
+    assert report.ok, report.render()
+    entries = sum(book.entries for book in report.ledgers)
+    return f"jit-audit verify OK ({entries} ledger entries, {len(report.partitions)} snapshot(s))"
+
+
 def sha256s(found: dict[str, bytes]) -> dict[str, str]:
     """SHA-256 of every object: what "the same bytes" is checked against."""
     return {name: hashlib.sha256(body).hexdigest() for name, body in found.items()}

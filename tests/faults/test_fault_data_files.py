@@ -30,6 +30,7 @@ from faultlib import (
     recorded_error,
     run_dag,
     sha256s,
+    verified,
     webhook_server,
 )
 
@@ -159,7 +160,7 @@ def test_row5_a_damaged_data_file_fails_naming_it_and_leaves_the_snapshot_untouc
         assert len(export_arns(baseline.aws)) == 1
         lines = lines_published(after)
         assert lines == baseline.items
-        row.record(outcome=f"flatten_data_file[{index}] failed at once (no retry): "
+        row.record(outcome=verified(baseline.aws) + "; " + f"flatten_data_file[{index}] failed at once (no retry): "
                            f"'{error.replace(f's3://{BUCKET}/{key}', '<the file>')[:200]}'; publish_snapshot upstream_failed; 1 alert naming "
                            "the file; the published snapshot of the date unchanged (SHA-256 of every object)",
                    exported=f"0 published by this run; the earlier snapshot keeps {lines} / {baseline.items} "

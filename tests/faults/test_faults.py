@@ -43,6 +43,7 @@ from faultlib import (
     sha256s,
     task_state_history,
     until_held,
+    verified,
     wait_for_export,
     webhook_server,
 )
@@ -140,7 +141,7 @@ def test_row1_a_refused_start_is_retried_and_starts_one_export(aws, dagbag, seed
     (arn,) = export_arns(aws)
     found, lines = check_published(aws, day(1), seeded)
     assert json.loads(found["_manifest.json"])["export_arn"] == arn
-    row.record(outcome=f"{who}; 3 calls ({gaps[0].total_seconds():.2f} s, {gaps[1].total_seconds():.2f} s apart), "
+    row.record(outcome=verified(aws) + "; " + f"{who}; 3 calls ({gaps[0].total_seconds():.2f} s, {gaps[1].total_seconds():.2f} s apart), "
                        "1 export, start_export try 1, run success",
                exported=f"{lines} published / {seeded} in table")
 
@@ -171,7 +172,7 @@ def test_row2_worker_killed_right_after_starting_the_export_reuses_it(aws, seede
     parts = [flatten_data_file(plan, data_file) for data_file in list_data_files(plan, arn)]
     publish_snapshot(plan, arn, parts, run_id="manual__fault-row-2")
     _, lines = check_published(aws, day(1), seeded)
-    row.record(outcome="the retry found the running export through ListExports and reused it: "
+    row.record(outcome=verified(aws) + "; " + "the retry found the running export through ListExports and reused it: "
                        "1 ExportTableToPointInTime call, 1 export, snapshot published",
                exported=f"{lines} published / {seeded} in table")
 
@@ -249,7 +250,7 @@ def test_row6a_worker_killed_mid_flatten_then_the_retry_publishes_the_same_bytes
     assert sha256s(found) == reference, "the retry must publish exactly what an undisturbed run publishes"
     assert keys(aws, f"{PREFIX}/jsonl/_staging/") == []
     success_is_last(aws, plan["published_prefix"], since)
-    row.record(outcome=f"retry flattened the lost file, published {len(found)} objects with SHA-256 identical to "
+    row.record(outcome=verified(aws) + "; " + f"retry flattened the lost file, published {len(found)} objects with SHA-256 identical to "
                        "an undisturbed run; no stale or duplicate part; staging emptied; _SUCCESS written last",
                exported=f"{lines} published / {seeded} in table")
 
@@ -285,7 +286,7 @@ def test_row6b_worker_killed_mid_publish_then_the_retry_publishes_the_same_bytes
     assert sha256s(found) == reference, "the retry must publish exactly what an undisturbed run publishes"
     assert "part-00099.jsonl.gz" not in found
     success_is_last(aws, prefix, since)
-    row.record(outcome="while killed: no _SUCCESS (readers see an incomplete date); the retry published objects "
+    row.record(outcome=verified(aws) + "; " + "while killed: no _SUCCESS (readers see an incomplete date); the retry published objects "
                        "SHA-256-identical to an undisturbed run, deleted the stale part, wrote _SUCCESS last",
                exported=f"{lines} published / {seeded} in table")
 
@@ -351,7 +352,7 @@ def test_row7a_an_outage_shorter_than_the_retries_ends_in_one_clean_snapshot(aws
     assert len(export_arns(aws)) == 1 and len(export_calls(aws)) == 1
     _, lines = check_published(aws, OUTAGE_DAY, seeded)
     assert webhook.requests == []
-    row.record(outcome="wait_for_restorable_time: try 1 failed (connection refused), try 2 succeeded after the "
+    row.record(outcome=verified(aws) + "; " + "wait_for_restorable_time: try 1 failed (connection refused), try 2 succeeded after the "
                        "retry delay; 1 export, snapshot published, no alert",
                exported=f"{lines} published / {seeded} in table")
 

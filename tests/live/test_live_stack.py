@@ -61,6 +61,7 @@ def backfill(live_stack) -> Backfill:
     """Unpause jit_audit_export and backfill 4, 3 and 2 days ago, as the UI's Backfill form does."""
     today = datetime.now(UTC).date()
     dates = [today - timedelta(days=days) for days in (4, 3, 2)]
+    wanted = {str(day) for day in dates}
     live_stack.api("PATCH", api_path("dags", EXPORT_DAG), {"is_paused": False})
     started = time.monotonic()
     created = live_stack.api("POST", "/api/v2/backfills", {
@@ -75,8 +76,9 @@ def backfill(live_stack) -> Backfill:
     assert created["reprocess_behavior"] == "none" and created["max_active_runs"] == 3, created
 
     def backfill_runs() -> dict[str, dict[str, Any]]:
-        body = live_stack.api("GET", api_path("dags", EXPORT_DAG, "dagRuns") + "?run_type=backfill&limit=50")
-        return {run["dag_run_id"]: run for run in body["dag_runs"]}
+        body = live_stack.api("GET", api_path("dags", EXPORT_DAG, "dagRuns") + "?run_type=backfill&limit=100")
+        # Only this backfill's dates: other live modules backfill other dates on the same stack.
+        return {run["dag_run_id"]: run for run in body["dag_runs"] if run["logical_date"][:10] in wanted}
 
     runs = wait_for("the backfill's three runs", lambda: len(backfill_runs()) == 3 and backfill_runs(), 60)
     assert sorted(run["logical_date"][:10] for run in runs.values()) == [str(day) for day in dates]
