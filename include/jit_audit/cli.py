@@ -24,6 +24,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from jit_audit.settings import LEDGER_SIGNING_ALGORITHMS
+
 #: Where ``--pseudonymise`` reads its HMAC key: an environment variable, never an argument (ps, shell history).
 PSEUDONYMISATION_KEY_ENV = "JIT_AUDIT_PSEUDONYMISATION_KEY"
 
@@ -407,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("uri", help="s3://<bucket>/<prefix>/ (the export prefix)")
     init.add_argument("--table", help="only this table")
     init.add_argument("--kms-key-id", help="jit_audit_ledger_signing_key_id: sign the entries with this KMS key")
-    init.add_argument("--signing-algorithm", default="ECDSA_SHA_256", choices=("ECDSA_SHA_256", "RSASSA_PSS_SHA_256"))
+    init.add_argument("--signing-algorithm", default=LEDGER_SIGNING_ALGORITHMS[0], choices=LEDGER_SIGNING_ALGORITHMS)
     init.add_argument("--min-days", type=int, default=365,
                       help="jit_audit_retention_min_days: the entries' COMPLIANCE retention when the bucket has Object Lock")
     init.add_argument("--endpoint-url", help="AWS endpoint, e.g. the emulator's http://127.0.0.1:5000")

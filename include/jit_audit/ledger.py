@@ -35,12 +35,14 @@ from typing import Any
 import tenacity
 from botocore.exceptions import ClientError
 
+# The signing algorithms an entry may use (KMS names); both are verified locally with the public key.
+from jit_audit.settings import LEDGER_SIGNING_ALGORITHMS as SIGNING_ALGORITHMS
+from jit_audit.snapshot import CHECKSUM_ALGORITHM, list_keys, sha256_b64
+
 LEDGER_DIR = "_ledger/"
 ENTRY_VERSION = 1
 #: Zero-padded so keys list in sequence order.
 _ENTRY_KEY = re.compile(r"(?P<sequence>[0-9]{12})\.json")
-#: The signing algorithms an entry may use (KMS names); both are verified locally with the public key.
-SIGNING_ALGORITHMS = ("ECDSA_SHA_256", "RSASSA_PSS_SHA_256")
 #: KMS Sign takes at most 4096 bytes as a RAW message.
 _MAX_SIGNED_BYTES = 4096
 #: S3's answers to a conditional write that lost: the key exists (412), or a concurrent write to it is
@@ -116,10 +118,7 @@ class KmsSigner:
 
 def list_entry_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
     """Every key under the ledger prefix, in key order (entries and anything else found there)."""
-    keys: list[str] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys.extend(item["Key"] for item in page.get("Contents", []))
-    return sorted(keys)
+    return sorted(list_keys(s3, bucket, prefix))
 
 
 def sequence_of(prefix: str, key: str) -> int | None:
@@ -188,8 +187,8 @@ def append(
                       "ObjectLockRetainUntilDate": now() + timedelta(days=object_lock_days)}
         s3.put_object(
             Bucket=bucket, Key=entry_key(prefix, document["sequence"]), Body=body, IfNoneMatch="*",
-            ContentType="application/json", ChecksumAlgorithm="SHA256",
-            ChecksumSHA256=base64.b64encode(hashlib.sha256(body).digest()).decode(), **fields, **extra,
+            ContentType="application/json", ChecksumAlgorithm=CHECKSUM_ALGORITHM, ChecksumSHA256=sha256_b64(body),
+            **fields, **extra,
         )
         return document
 

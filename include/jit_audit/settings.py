@@ -11,8 +11,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from jit_audit.ledger import SIGNING_ALGORITHMS
-
 # Bucket names: 3-63 chars of lowercase letters, digits, dots and hyphens (AWS's rules).
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
 # Table names: 3-255 chars of letters, digits, '_', '-', '.'.
@@ -25,6 +23,10 @@ _KMS_KEY = re.compile(
     r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}|alias/[A-Za-z0-9/_-]{1,250}"
     r"|arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(?:key/[A-Za-z0-9-]{1,64}|alias/[A-Za-z0-9/_-]{1,250}))\Z"
 )
+
+
+#: KMS signing algorithms for ledger entries (jit_audit.ledger verifies both with the public key).
+LEDGER_SIGNING_ALGORITHMS = ("ECDSA_SHA_256", "RSASSA_PSS_SHA_256")
 
 
 @dataclass(frozen=True)
@@ -146,8 +148,8 @@ def load_settings(lookup: Callable[[str], str | None]) -> ExportSettings:
         raise SettingsError(f"Variable jit_audit_ledger_signing_key_id: {signing_key_id!r} is not a KMS key id, "
                             "alias or ARN")
     signing_algorithm = raw["jit_audit_ledger_signing_algorithm"].strip().upper()
-    if signing_algorithm not in SIGNING_ALGORITHMS:
-        raise SettingsError(f"Variable jit_audit_ledger_signing_algorithm must be one of {', '.join(SIGNING_ALGORITHMS)}, "
+    if signing_algorithm not in LEDGER_SIGNING_ALGORITHMS:
+        raise SettingsError(f"Variable jit_audit_ledger_signing_algorithm must be one of {', '.join(LEDGER_SIGNING_ALGORITHMS)}, "
                             f"got {raw['jit_audit_ledger_signing_algorithm']!r}")
     return ExportSettings(
         table=table,
