@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from livelib import PREFIX, TABLE, api_path, s3_json, s3_keys, task_states, wait_for, wait_for_run
+from livelib import BUCKET, PREFIX, TABLE, api_path, s3_json, s3_keys, task_states, wait_for, wait_for_run
 
 pytestmark = pytest.mark.live
 
@@ -107,7 +107,12 @@ def test_row3_a_triggerer_restart_while_the_export_wait_is_deferred(live_stack, 
         .get("ExportTime", datetime.min.replace(tzinfo=UTC)).date() == logical
     ]
     assert same_time == [manifest["export_arn"]], same_time
-    row["outcome"] = (f"the trigger moved from triggerer job {old_job} to {new_job}; the wait resumed and "
+    verified = subprocess.run(
+        [sys.executable, "-m", "jit_audit.cli", "verify", f"s3://{BUCKET}/{published}",
+         "--endpoint-url", live_stack.endpoint_url, "--region", "us-east-1"], capture_output=True, text=True, timeout=120)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    row["outcome"] = ("jit-audit verify of the snapshot OK (against the ledger); "
+                      f"the trigger moved from triggerer job {old_job} to {new_job}; the wait resumed and "
                       "completed (sensor try 1), 1 export, run success "
                       f"in {time.monotonic() - started:.0f} s")
     row["exported"] = f"{counts['lines_written']} published / {len(seeded_items)} in table"
