@@ -12,12 +12,15 @@ Method 3 of the audit-export runbook, automated. For each logical date:
 4. **wait_for_export**: deferrable sensor on `DescribeExport`; FAILED fails with DynamoDB's reason.
 5. **list_data_files** / **flatten_data_file**: one mapped task per export data file, each checked
    against `manifest-files.json` (MD5 and item count) and flattened exactly to gzipped JSON Lines.
-6. **publish_snapshot**: only if DescribeExport = manifest = lines written, publish
+6. **publish_snapshot**: only if DescribeExport = manifest = lines written, record the publication in
+   the table's ledger (`<prefix>/jsonl/table=<table>/_ledger/`), then publish
    `<prefix>/jsonl/table=<table>/snapshot_date=<date>/part-*.jsonl.gz`, `_manifest.json`, `_SUCCESS`.
 7. **check_retention**: PITR period, the S3 lifecycle rule covering the export prefix and the bucket's
    protection (``jit_audit_require_*``); logs a findings table, fails on any violation.
 
-Re-running a date replaces its snapshot with byte-identical parts. See the README for every Variable.
+Re-running a date replaces its snapshot with byte-identical parts and manifest and appends a new
+ledger entry; runs may publish in any order (`jit-audit verify s3://<bucket>/<prefix>/` checks it
+all, docs/integrity.md). See the README for every Variable.
 
 A failed run (after its retries) sends one alert to the chat webhook and/or SNS topic configured by
 the Connections `jit_audit_alerts_webhook` / `jit_audit_alerts_sns` (see docs/alerts.md).
