@@ -79,9 +79,8 @@ EXPORT_CALLS: dict[tuple[str, str], set[str]] = {
     ("include/jit_audit/retention.py", "get_object_lock_configuration"): {"s3:GetBucketObjectLockConfiguration"},
     ("include/jit_audit/retention.py", "get_bucket_encryption"): {"s3:GetEncryptionConfiguration"},
     ("include/jit_audit/retention.py", "get_public_access_block"): {"s3:GetBucketPublicAccessBlock"},
-    # The publication ledger: list the head, read it, append with If-None-Match (a COMPLIANCE
+    # The publication ledger (listed with snapshot.list_keys): read the head, append with If-None-Match (a COMPLIANCE
     # retention on the entry when the bucket has Object Lock: s3:PutObjectRetention).
-    ("include/jit_audit/ledger.py", "list_objects_v2"): {"s3:ListBucket"},
     ("include/jit_audit/ledger.py", "get_object"): {"s3:GetObject"},
     ("include/jit_audit/ledger.py", "put_object"): {"s3:PutObject", "s3:PutObjectRetention"},
     ("include/jit_audit/ledger.py", "get_object_lock_configuration"): {"s3:GetBucketObjectLockConfiguration"},
@@ -108,7 +107,6 @@ ADHOC_CALLS: dict[tuple[str, str], set[str]] = {
     ("include/jit_audit/snapshot.py", "list_objects_v2"): {"s3:ListBucket"},
     ("include/jit_audit/snapshot.py", "delete_objects"): {"s3:DeleteObject"},
     # Each result is recorded in the export table's ledger (as the export role does).
-    ("include/jit_audit/ledger.py", "list_objects_v2"): {"s3:ListBucket"},
     ("include/jit_audit/ledger.py", "get_object"): {"s3:GetObject"},
     ("include/jit_audit/ledger.py", "put_object"): {"s3:PutObject", "s3:PutObjectRetention"},
     ("include/jit_audit/ledger.py", "get_object_lock_configuration"): {"s3:GetBucketObjectLockConfiguration"},
@@ -120,7 +118,6 @@ AUDITOR_CALLS: dict[tuple[str, str], set[str]] = {
     ("include/jit_audit/verify.py", "get_object"): {"s3:GetObject"},
     ("include/jit_audit/verify.py", "list_objects_v2"): {"s3:ListBucket"},
     ("include/jit_audit/ledger.py", "get_object"): {"s3:GetObject"},
-    ("include/jit_audit/ledger.py", "list_objects_v2"): {"s3:ListBucket"},
     ("include/jit_audit/snapshot.py", "list_objects_v2"): {"s3:ListBucket"},
     ("include/jit_audit/exports.py", "describe_continuous_backups"): {"dynamodb:DescribeContinuousBackups"},
     ("include/jit_audit/retention.py", "list_objects_v2"): {"s3:ListBucket"},
