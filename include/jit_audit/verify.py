@@ -564,6 +564,10 @@ def verify_prefix(s3: Any, target: PrefixTarget, *, public_key: PublicKey | None
                   trusted_keys: set[str] | None = None) -> Report:
     """Every table under the export prefix (or the one named)."""
     tables = table_prefixes(s3, target)
+    if not tables and f"{target.prefix}{MANIFEST_NAME}" in _list(s3, target.bucket, target.prefix, delimiter="/"):
+        raise UsageError(f"s3://{target.bucket}/{target.prefix} is one publication (an ad-hoc result?): verify the "
+                         "export prefix whose ledger records it (s3://<bucket>/<prefix>/), which checks every "
+                         "ad-hoc result against its entry")
     if not tables:
         raise UsageError(f"nothing published under s3://{target.bucket}/{target.jsonl_prefix} "
                          "(expected table=<table>/ folders)")

@@ -403,6 +403,20 @@ def test_signed_ledger_verifies_and_a_tail_rewritten_without_the_key_is_caught(a
     assert (f"BAD SIGNATURE: s3://{BUCKET}/{key}: the ECDSA_SHA_256 signature by {signing_key} does not match the "
             "entry") in forged.stdout
 
+    # The whole tail (entries 1 and 2) rewritten and re-linked, so every hash link holds again: only
+    # the signatures, which cannot be remade without the key, give it away.
+    middle_key = ledger.entry_key(LEDGER, 1)
+    middle = json.loads(_get(s3, middle_key))
+    middle["run_id"] = "rewritten"
+    s3.put_object(Bucket=BUCKET, Key=middle_key, Body=ledger.entry_bytes(middle))
+    document["previous_entry_sha256"] = hashlib.sha256(ledger.entry_bytes(middle)).hexdigest()
+    s3.put_object(Bucket=BUCKET, Key=key, Body=ledger.entry_bytes(document))
+    relinked = verify_cli(aws, ROOT)
+    assert relinked.returncode == 1, relinked.stdout
+    assert "LEDGER BROKEN" not in relinked.stdout, "the links were remade consistently"
+    assert relinked.stdout.count("BAD SIGNATURE: ") == 2, relinked.stdout
+    assert f"BAD SIGNATURE: s3://{BUCKET}/{middle_key}: the ECDSA_SHA_256 signature" in relinked.stdout
+
     # Dropping the signature instead: unsigned after signed entries.
     del document["signature"]
     s3.put_object(Bucket=BUCKET, Key=key, Body=ledger.entry_bytes(document))
@@ -487,6 +501,10 @@ def test_usage_and_access_errors_exit_2(aws, published):
     assert bad_date.returncode == 2 and "--through" in bad_date.stderr
     bad_uri = verify_cli(aws, "https://example.com/x")
     assert bad_uri.returncode == 2 and "not an S3 URI" in bad_uri.stderr
+    s3 = aws.client("s3")
+    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/adhoc/run-1/_manifest.json", Body=b"{}")
+    result = verify_cli(aws, f"s3://{BUCKET}/{PREFIX}/adhoc/run-1/")
+    assert result.returncode == 2 and "is one publication (an ad-hoc result?)" in result.stderr, result.stderr
     mixed = verify_cli(aws, ROOT, "--through", "2026-11-01")
     assert mixed.returncode == 2 and "applies to a snapshot's URI" in mixed.stderr
 
