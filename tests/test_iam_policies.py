@@ -67,8 +67,9 @@ EXPORT_CALLS: dict[tuple[str, str], set[str]] = {
     ("include/jit_audit/snapshot.py", "get_object"): {"s3:GetObject"},
     ("include/jit_audit/snapshot.py", "upload_fileobj"): TRANSFER_PUT,
     ("include/jit_audit/snapshot.py", "copy"): {"s3:GetObject", *TRANSFER_PUT},
-    # publish reads the date's _manifest.json, missing on a first publish: S3 says NoSuchKey only to
-    # callers with s3:ListBucket on the bucket (no s3:prefix in that check), else AccessDenied.
+    # flatten reads each data file the export's manifest lists; one S3 no longer has (fault row 5b)
+    # is NoSuchKey only to callers with s3:ListBucket on the bucket (no s3:prefix in that check),
+    # else AccessDenied.
     ("include/jit_audit/snapshot.py", "list_objects_v2"): {"s3:ListBucket"},
     ("include/jit_audit/snapshot.py", "delete_objects"): {"s3:DeleteObject"},
     ("include/jit_audit/snapshot.py", "put_object"): {"s3:PutObject"},

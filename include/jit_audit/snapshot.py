@@ -38,7 +38,8 @@ SNAPSHOT_MANIFEST_VERSION = 3
 _CHUNK = 1 << 20
 #: Every upload asks S3 to check (and store) a SHA-256 checksum of what it received.
 CHECKSUM_ALGORITHM = "SHA256"
-_KINDS = {"snapshot": "snapshot_date=", "changes": "change_window="}
+#: The folder of each kind of partition under a table's prefix.
+PARTITION_DIRS = {"snapshot": "snapshot_date=", "changes": "change_window="}
 
 
 class IntegrityError(RuntimeError):
@@ -225,11 +226,6 @@ class PublishedPartition:
         return self.manifest_key in self.keys and self.success_key in self.keys
 
 
-def table_prefix(layout: SnapshotLayout) -> str:
-    """``<prefix>/jsonl/table=<table>/``: where every partition of the table is published."""
-    return layout.snapshots_prefix[: -len(_KINDS["snapshot"])]
-
-
 def partition_kind(layout: SnapshotLayout) -> str:
     return "changes" if layout.incremental else "snapshot"
 
@@ -244,7 +240,7 @@ def list_partitions(client: Any, bucket: str, table_prefix_: str, kind: str) -> 
 
     Labels sort as they should: ISO dates, and ``YYYYMMDDTHHMMSSZ_YYYYMMDDTHHMMSSZ`` windows.
     """
-    start = table_prefix_ + _KINDS[kind]
+    start = table_prefix_ + PARTITION_DIRS[kind]
     grouped: dict[str, list[str]] = {}
     for key in list_keys(client, bucket, start):
         label, slash, _ = key[len(start) :].partition("/")

@@ -32,7 +32,7 @@ from botocore.exceptions import ClientError
 
 from jit_audit import ledger
 from jit_audit.layout import MANIFEST_NAME, SUCCESS_NAME
-from jit_audit.snapshot import PublishedPartition, list_partitions
+from jit_audit.snapshot import PARTITION_DIRS, PublishedPartition, list_partitions
 
 _CHUNK = 1 << 20
 _PARTITION_URI = re.compile(
@@ -41,7 +41,6 @@ _PARTITION_URI = re.compile(
 )
 _TABLE_URI = re.compile(r"^s3://(?P<bucket>[^/]+)/(?P<table_prefix>(?:.*/)?jsonl/table=(?P<table>[^/]+)/)$")
 _PREFIX_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<prefix>.*)$")
-_KIND_DIRS = {"snapshot": "snapshot_date=", "changes": "change_window="}
 #: Finding kinds, in the words of the report.
 ADDED, CHANGED, REMOVED, INCOMPLETE = "added", "changed", "removed", "incomplete"
 UNRECORDED, GONE, LEDGER, SIGNATURE = "not in ledger", "gone", "ledger broken", "bad signature"
@@ -67,7 +66,7 @@ class Target:
 
     @property
     def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.table_prefix}{_KIND_DIRS[self.kind]}{self.label}/"
+        return f"s3://{self.bucket}/{self.table_prefix}{PARTITION_DIRS[self.kind]}{self.label}/"
 
 
 @dataclass(frozen=True)
@@ -479,7 +478,7 @@ def verify_table(
             continue
         kind = document.get("kind")
         location = _parse_s3(recorded_uri)
-        if kind in _KIND_DIRS and location is not None and location[1].startswith(table_prefix):
+        if kind in PARTITION_DIRS and location is not None and location[1].startswith(table_prefix):
             label = location[1][len(table_prefix):].rstrip("/").partition("=")[2]
             if not selected(kind, label):
                 continue
@@ -493,7 +492,7 @@ def verify_table(
                 report.findings.append(Finding(REMOVED, recorded_uri + MANIFEST_NAME,
                                                detail + f"{MANIFEST_NAME} is missing"))
             reports.append(report)
-        elif kind not in _KIND_DIRS and only is None and location is not None:
+        elif kind not in PARTITION_DIRS and only is None and location is not None:
             reports.append(_verify_result(s3, location[0], location[1], document, history.get(recorded_uri, [])))
     return Report(reports, [book])
 
