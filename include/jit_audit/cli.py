@@ -190,6 +190,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     from jit_audit.verify import (
         AccessError,
+        Expiry,
         PrefixTarget,
         UsageError,
         kms_public_keys,
@@ -210,12 +211,15 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         client = boto3.client("s3", **kwargs)
         public_key, key_arn = kms_public_keys(boto3.client("kms", **kwargs))
         trusted = {key_arn(key) for key in args.kms_key_id} if args.kms_key_id else None
+        if args.min_retention_days < 1:
+            raise UsageError("--min-retention-days must be at least 1")
+        expiry = Expiry(args.min_retention_days)
         if isinstance(target, PrefixTarget):
-            report = verify_prefix(client, target, public_key=public_key, trusted_keys=trusted)
+            report = verify_prefix(client, target, public_key=public_key, trusted_keys=trusted, expiry=expiry)
         else:
             last = parse_uri(args.last_uri) if args.last_uri else range_end(target, args.through) if args.through else None
             report = verify(client, target, last, last_must_exist=not args.through, public_key=public_key,
-                            trusted_keys=trusted)
+                            trusted_keys=trusted, expiry=expiry)
     except UsageError as error:
         print(f"jit-audit verify: {error}", file=sys.stderr)
         return 2
@@ -394,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--kms-key-id", action="append", metavar="KEY",
                         help="a KMS key you trust to sign ledger entries (id, alias or ARN; repeatable): every entry "
                              "must then be signed by one of them")
+    verify.add_argument("--min-retention-days", type=int, default=365, metavar="DAYS",
+                        help="jit_audit_retention_min_days (default 365): ledger entries and publications recorded "
+                             "longer ago than this may have been removed by the lifecycle rule (a note, not a finding)")
     verify.add_argument("--endpoint-url", help="AWS endpoint, e.g. the emulator's http://127.0.0.1:5000")
     verify.add_argument("--region")
     verify.set_defaults(func=_cmd_verify)

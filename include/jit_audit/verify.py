@@ -26,6 +26,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -44,6 +45,23 @@ _PREFIX_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?
 #: Finding kinds, in the words of the report.
 ADDED, CHANGED, REMOVED, INCOMPLETE = "added", "changed", "removed", "incomplete"
 UNRECORDED, GONE, LEDGER, SIGNATURE = "not in ledger", "gone", "ledger broken", "bad signature"
+
+
+@dataclass(frozen=True)
+class Expiry:
+    """What the retention policy lets S3's lifecycle remove: anything recorded at least
+    ``min_days`` before ``now`` (``jit_audit_retention_min_days``). Earlier than that, a missing
+    entry or publication is a finding; after it, a note (the lifecycle rule did its job)."""
+
+    min_days: int = 365
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def allows(self, recorded_at: Any) -> bool:
+        try:
+            moment = datetime.fromisoformat(str(recorded_at).replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        return moment.tzinfo is not None and moment <= self.now - timedelta(days=self.min_days)
 
 
 class UsageError(ValueError):
@@ -133,6 +151,8 @@ class PartitionReport:
     manifest_sha256: str | None = None
     ledger_sequence: int | None = None
     findings: list[Finding] = field(default_factory=list)
+    #: Not a finding: e.g. expired by the lifecycle rule after the minimum retention.
+    note: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -146,6 +166,7 @@ class LedgerReport:
     signed: int = 0
     keys: set[str] = field(default_factory=set)
     findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -168,8 +189,11 @@ class Report:
             signed = f", {book.signed} signed ({', '.join(sorted(book.keys))})" if book.signed else ", unsigned"
             lines.append(f"{'OK' if not book.findings else 'FAILED'} ledger {book.uri} ({book.entries} entries{signed})")
             lines.extend(f"  {finding}" for finding in book.findings)
+            lines.extend(f"  NOTE: {note}" for note in book.notes)
         for partition in self.partitions:
-            if partition.ok:
+            if partition.ok and partition.note:
+                lines.append(f"EXPIRED {partition.uri} ({partition.note})")
+            elif partition.ok:
                 entry = "" if partition.ledger_sequence is None else f", ledger entry {partition.ledger_sequence}"
                 lines.append(f"OK {partition.uri} ({partition.parts} parts, {partition.lines} lines, "
                              f"_manifest.json sha256 {partition.manifest_sha256}{entry})")
@@ -327,8 +351,14 @@ def check_ledger(
     strays: Iterable[str],
     public_key: PublicKey | None,
     trusted_keys: set[str] | None = None,
+    expiry: Expiry | None = None,
 ) -> LedgerReport:
-    """Continuity, canonical form, hash links and signatures of one table's ledger."""
+    """Continuity, canonical form, hash links and signatures of one table's ledger.
+
+    Entries missing from the *start* are expired, not removed, when the first remaining entry was
+    recorded at least the minimum retention ago (``expiry``): the lifecycle rule removes the oldest
+    entries first. A gap anywhere else is always a finding.
+    """
     report = LedgerReport(uri=f"s3://{bucket}/{prefix}", entries=len(entries))
 
     def find(kind: str, key: str, detail: str) -> None:
@@ -338,7 +368,16 @@ def check_ledger(
         find(ADDED, key, "not a ledger entry (entries are <12-digit sequence>.json and nothing else lives here)")
     by_sequence = {entry.sequence: entry for entry in entries}
     head = max(by_sequence, default=-1)
-    for sequence in range(head + 1):
+    start = min(by_sequence, default=0)
+    first = by_sequence.get(start)
+    if start > 0 and first is not None and first.document is not None and expiry is not None \
+            and expiry.allows(first.document.get("recorded_at")):
+        report.notes.append(f"entries 0..{start - 1} expired: the first remaining, {start}, was recorded "
+                            f"{first.document.get('recorded_at')}, over the minimum retention of {expiry.min_days} "
+                            "days ago")
+    else:
+        start = 0
+    for sequence in range(start, head + 1):
         if sequence not in by_sequence:
             find(REMOVED, ledger.entry_key(prefix, sequence),
                  f"ledger entry {sequence} is missing: entries 0..{head} must all be there (nothing is ever deleted)")
@@ -356,6 +395,8 @@ def check_ledger(
         previous = by_sequence.get(entry.sequence - 1)
         if entry.sequence == 0 and link is not None:
             find(LEDGER, entry.key, f"entry 0 links to a previous entry (sha256 {link}): the ledger's start was cut off")
+        elif entry.sequence == start and start > 0:
+            pass  # its predecessor expired: nothing to link to
         elif previous is not None and link != previous.sha256:
             find(LEDGER, entry.key,
                  f"previous_entry_sha256 {link} but entry {previous.sequence} has sha256 {previous.sha256}: "
@@ -441,14 +482,19 @@ def verify_table(
     public_key: PublicKey | None = None,
     trusted_keys: set[str] | None = None,
     only: Target | tuple[Target, Target] | None = None,
+    expiry: Expiry | None = None,
 ) -> Report:
-    """Verify one table: its ledger, and every publication (or only ``only``: one partition or a range)."""
+    """Verify one table: its ledger, and every publication (or only ``only``: one partition or a range).
+
+    ``expiry`` (default: 365 days before now) says what S3's lifecycle may already have removed.
+    """
+    expiry = expiry or Expiry()
     prefix = ledger.ledger_prefix(table_prefix)
     try:
         entries, strays = ledger.read_entries(s3, bucket, prefix)
     except ClientError as error:
         raise AccessError(f"cannot read the ledger s3://{bucket}/{prefix}: {error}") from error
-    book = check_ledger(bucket, prefix, entries, strays, public_key, trusted_keys)
+    book = check_ledger(bucket, prefix, entries, strays, public_key, trusted_keys, expiry)
     newest: dict[str, dict[str, Any]] = {}
     history: dict[str, list[dict[str, Any]]] = {}
     for entry in entries:
@@ -486,24 +532,32 @@ def verify_table(
             keys = _list(s3, location[0], location[1], delimiter="/")
             detail = (f"ledger entry {document.get('sequence')} (run {document.get('run_id')}, "
                       f"{document.get('recorded_at')}) records a publication here, but ")
-            if not keys:
-                report.findings.append(Finding(GONE, recorded_uri, detail + "nothing is published: it was removed"))
+            if not keys and expiry.allows(document.get("recorded_at")):
+                report.note = (f"ledger entry {document.get('sequence')}, recorded {document.get('recorded_at')}, over "
+                               f"the minimum retention of {expiry.min_days} days ago: removed by the lifecycle rule")
+            elif not keys:
+                report.findings.append(Finding(GONE, recorded_uri, detail + "nothing is published: it was removed "
+                                               f"within the minimum retention of {expiry.min_days} days"))
             else:
                 report.findings.append(Finding(REMOVED, recorded_uri + MANIFEST_NAME,
                                                detail + f"{MANIFEST_NAME} is missing"))
             reports.append(report)
         elif kind not in PARTITION_DIRS and only is None and location is not None:
-            reports.append(_verify_result(s3, location[0], location[1], document, history.get(recorded_uri, [])))
+            reports.append(_verify_result(s3, location[0], location[1], document, history.get(recorded_uri, []),
+                                          expiry))
     return Report(reports, [book])
 
 
 def _verify_result(s3: Any, bucket: str, prefix: str, document: dict[str, Any],
-                   history: list[dict[str, Any]]) -> PartitionReport:
+                   history: list[dict[str, Any]], expiry: Expiry) -> PartitionReport:
     """An ad-hoc result the ledger records: its parts, its manifest, and the manifest's SHA-256."""
     partition = _partition_at(s3, bucket, prefix, "adhoc", prefix)
     uri = f"s3://{bucket}/{prefix}"
     if not partition.keys:
         report = PartitionReport(uri=uri, label=prefix)
+        if expiry.allows(document.get("recorded_at")):
+            report.note = f"recorded {document.get('recorded_at')}: removed by the lifecycle rule"
+            return report
         report.findings.append(Finding(GONE, uri, f"ledger entry {document.get('sequence')} (run "
                                                   f"{document.get('run_id')}) records a result here, but it is gone"))
         return report
@@ -560,7 +614,7 @@ def table_prefixes(s3: Any, target: PrefixTarget) -> list[tuple[str, str]]:
 
 
 def verify_prefix(s3: Any, target: PrefixTarget, *, public_key: PublicKey | None = None,
-                  trusted_keys: set[str] | None = None) -> Report:
+                  trusted_keys: set[str] | None = None, expiry: Expiry | None = None) -> Report:
     """Every table under the export prefix (or the one named)."""
     tables = table_prefixes(s3, target)
     if not tables and f"{target.prefix}{MANIFEST_NAME}" in _list(s3, target.bucket, target.prefix, delimiter="/"):
@@ -572,14 +626,16 @@ def verify_prefix(s3: Any, target: PrefixTarget, *, public_key: PublicKey | None
                          "(expected table=<table>/ folders)")
     report = Report([], [])
     for _, table_prefix in tables:
-        one = verify_table(s3, target.bucket, table_prefix, public_key=public_key, trusted_keys=trusted_keys)
+        one = verify_table(s3, target.bucket, table_prefix, public_key=public_key, trusted_keys=trusted_keys,
+                           expiry=expiry)
         report.partitions += one.partitions
         report.ledgers += one.ledgers
     return report
 
 
 def verify(client: Any, first: Target, last: Target | None = None, *, last_must_exist: bool = True,
-           public_key: PublicKey | None = None, trusted_keys: set[str] | None = None) -> Report:
+           public_key: PublicKey | None = None, trusted_keys: set[str] | None = None,
+           expiry: Expiry | None = None) -> Report:
     """Verify the partitions from ``first`` through ``last`` (``first`` alone by default), and the ledger.
 
     ``first`` must be published or recorded; so must ``last`` unless ``last_must_exist`` is False.
@@ -590,7 +646,7 @@ def verify(client: Any, first: Target, last: Target | None = None, *, last_must_
     if last.label < first.label:
         raise UsageError(f"the range ends ({last.label}) before it starts ({first.label})")
     report = verify_table(client, first.bucket, first.table_prefix, public_key=public_key,
-                          trusted_keys=trusted_keys, only=(first, last))
+                          trusted_keys=trusted_keys, only=(first, last), expiry=expiry)
     labels = {partition.label for partition in report.partitions}
     required = {first.label, last.label} if last_must_exist else {first.label}
     if not required <= labels:
@@ -613,6 +669,7 @@ def range_end(first: Target, through: str) -> Target:
 
 __all__ = [
     "AccessError",
+    "Expiry",
     "Finding",
     "PrefixTarget",
     "Report",

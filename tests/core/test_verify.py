@@ -368,6 +368,35 @@ def test_tamper_a_ledger_entry_for_a_snapshot_that_is_gone(aws, published):
     assert "nothing is published: it was removed" in result.stdout
 
 
+def test_lifecycle_expiry_after_the_minimum_retention_is_a_note_not_a_finding(aws, dates):
+    """S3's lifecycle rule removes old snapshots and, since the ledger lives under the same prefix, the
+    oldest ledger entries: after the minimum retention that is the policy working, not tampering."""
+    _, s3, staged = dates
+    long_ago = datetime.now(UTC) - timedelta(days=400)
+    for item in staged[:2]:
+        item.publish("old", record=lambda body, manifest, item=item: ledger.append(
+            s3, BUCKET, LEDGER, ledger.publication_record(
+                kind="snapshot", uri=item.uri, manifest_body=body, manifest=manifest, dag_id="jit_audit_export",
+                run_id="old", label=partition_label(item.layout)), now=lambda: long_ago))
+    staged[2].publish("recent")
+    s3.delete_object(Bucket=BUCKET, Key=ledger.entry_key(LEDGER, 0))
+    for item in staged[:2]:
+        for key in _keys(s3, item.layout.published_prefix):
+            s3.delete_object(Bucket=BUCKET, Key=key)
+
+    expired = verify_cli(aws, ROOT)
+    assert expired.returncode == 0, expired.stdout
+    assert "NOTE: entries 0..0 expired: the first remaining, 1, was recorded " in expired.stdout
+    assert f"EXPIRED {staged[1].uri} (ledger entry 1, recorded " in expired.stdout
+
+    # Within the minimum retention (here 500 days), the same removals are findings.
+    early = verify_cli(aws, ROOT, "--min-retention-days", "500")
+    assert early.returncode == 1, early.stdout
+    assert f"REMOVED: s3://{BUCKET}/{ledger.entry_key(LEDGER, 0)}: ledger entry 0 is missing" in early.stdout
+    assert f"GONE: {staged[1].uri}: ledger entry 1 (run old, " in early.stdout
+    assert "removed within the minimum retention of 500 days" in early.stdout
+
+
 def test_a_stray_object_in_the_ledger_is_added(aws, published):
     _, s3, _ = published
     s3.put_object(Bucket=BUCKET, Key=LEDGER + "notes.txt", Body=b"hello")
