@@ -135,7 +135,13 @@ def main() -> int:
         part = gzip.decompress(s3.get_object(Bucket=BUCKET, Key=manifest["parts"][0]["key"])["Body"].read())
         for line in part.splitlines()[:3]:
             print(f"  {line.decode()}")
-        return 0 if reconciled else 1
+        step(f"jit-audit verify s3://{BUCKET}/{PREFIX}/ (the publication ledger and every snapshot against it)")
+        verified = subprocess.run([str(BIN / "jit-audit"), "verify", f"s3://{BUCKET}/{PREFIX}/", "--endpoint-url",
+                                   endpoint, "--region", "us-east-1"], env=env, capture_output=True, text=True)
+        for line in verified.stdout.splitlines():
+            print(f"  {line}")
+        print(verified.stderr, end="", file=sys.stderr)
+        return 0 if reconciled and verified.returncode == 0 else 1
     finally:
         emulator.terminate()
         try:
