@@ -34,6 +34,11 @@ def _join(*parts: str) -> str:
     return "/".join(part for part in parts if part)
 
 
+def table_prefix(prefix: str, table: str) -> str:
+    """``<prefix>/jsonl/table=<table>/``: where a table's partitions and its publication ledger live."""
+    return _join(normalise_prefix(prefix), "jsonl", f"table={table}") + "/"
+
+
 def export_time_label(export_time: datetime) -> str:
     """Render an export time in UTC as a key-safe label (``20261126T000000Z``)."""
     return export_time.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -71,12 +76,12 @@ class SnapshotLayout:
 
     @property
     def published_prefix(self) -> str:
-        return _join(normalise_prefix(self.prefix), "jsonl", f"table={self.table}", self._partition) + "/"
+        return f"{table_prefix(self.prefix, self.table)}{self._partition}/"
 
     @property
     def snapshots_prefix(self) -> str:
         """Where every full snapshot of this table is published (to find a baseline)."""
-        return _join(normalise_prefix(self.prefix), "jsonl", f"table={self.table}", "snapshot_date=")
+        return f"{table_prefix(self.prefix, self.table)}snapshot_date="
 
     @property
     def staging_prefix(self) -> str:

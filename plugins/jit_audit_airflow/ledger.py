@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jit_audit import ledger
-from jit_audit.layout import normalise_prefix
+from jit_audit.layout import table_prefix
 
 log = logging.getLogger(__name__)
 
@@ -21,12 +21,6 @@ def current_run() -> tuple[str | None, str | None]:
     except Exception:  # outside a running task
         return None, None
     return str(context["dag"].dag_id), str(context["run_id"])
-
-
-def table_ledger_prefix(prefix: str, table: str) -> str:
-    """The ledger of ``table`` under the export prefix: ``<prefix>/jsonl/table=<table>/_ledger/``."""
-    return ledger.ledger_prefix("/".join(part for part in (normalise_prefix(prefix), "jsonl", f"table={table}") if part)
-                                + "/")
 
 
 def recorder(
@@ -53,7 +47,7 @@ def recorder(
         signer = ledger.KmsSigner(AwsBaseHook(aws_conn_id=plan["aws_conn_id"], client_type="kms").conn,
                                   plan["ledger_signing_key_id"], plan["ledger_signing_algorithm"])
     bucket = plan["ledger_bucket"]
-    prefix = table_ledger_prefix(plan["ledger_prefix"], plan["table"])
+    prefix = ledger.ledger_prefix(table_prefix(plan["ledger_prefix"], plan["table"]))
 
     def record(body: bytes, manifest: dict[str, Any]) -> dict[str, Any]:
         lock_days = plan["retention_min_days"] if ledger.object_lock_enabled(s3, bucket) else None
