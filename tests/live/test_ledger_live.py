@@ -25,14 +25,17 @@ pytestmark = pytest.mark.live
 EXPORT_DAG = "jit_audit_export"
 ROOT = f"s3://{BUCKET}/{PREFIX}/"
 LEDGER = f"{PREFIX}/jsonl/table={TABLE}/_ledger/"
-# Dates no other live module runs (they use 2, 3, 4, 6 and 40 days ago).
-BACKFILLED = list(range(17, 7, -1))  # 17..8 days ago: 10 dates
-MANUAL = 7
-LEFT_OUT = 18
+# Dates no other live module runs (they use 2, 3, 4, 6 and 40 days ago), with a day to spare on
+# each side: a session that crosses midnight UTC shifts the other modules' dates by one.
+BACKFILLED = list(range(19, 9, -1))  # 19..10 days ago: 10 dates
+MANUAL = 8
+LEFT_OUT = 20
+#: "Today" once for the whole test, so that crossing midnight mid-test changes no date.
+TODAY = datetime.now(UTC).date()
 
 
 def _day(days_ago: int) -> date:
-    return datetime.now(UTC).date() - timedelta(days=days_ago)
+    return TODAY - timedelta(days=days_ago)
 
 
 def _runs(stack: Any, **filters: str) -> list[dict[str, Any]]:
