@@ -97,6 +97,19 @@ def s3_json(aws: Callable[[str], Any], key: str) -> Any:
     return json.loads(aws("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read())
 
 
+def post(stack: Any, path: str, body: dict[str, Any], tries: int = 10) -> Any:
+    """POST to the REST API, again after a 503: on SQLite the API server refuses to create a
+    backfill while the scheduler holds the database ("Database is locked. Backfill creation is not
+    supported on SQLite under concurrent access"); a person in the UI would just try again."""
+    for attempt in range(1, tries + 1):
+        answer = stack.api("POST", path, body, allow=(503,))
+        if answer is not None:
+            return answer
+        print(f"POST {path} -> 503 (SQLite busy), try {attempt} of {tries}", flush=True)
+        time.sleep(2)
+    pytest.fail(f"POST {path} answered 503 {tries} times")
+
+
 def run_state(stack: Any, dag_id: str, run_id: str) -> str:
     return stack.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")["state"]
 

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from livelib import BUCKET, PREFIX, TABLE, api_path, s3_json, task_states, wait_for, wait_for_run
+from livelib import BUCKET, PREFIX, TABLE, api_path, post, s3_json, task_states, wait_for, wait_for_run
 
 pytestmark = pytest.mark.live
 
@@ -70,7 +70,7 @@ def _entries(live_aws: Any) -> list[dict[str, Any]]:
 
 
 def _backfill(stack: Any, first: date, last: date, max_active_runs: int) -> dict[str, Any]:
-    created = stack.api("POST", "/api/v2/backfills", {
+    created = post(stack, "/api/v2/backfills", {
         "dag_id": EXPORT_DAG, "from_date": f"{first}T00:00:00Z", "to_date": f"{last}T00:00:00Z",
         "run_backwards": False, "dag_run_conf": {}, "reprocess_behavior": "none",
         "max_active_runs": max_active_runs,
@@ -81,7 +81,7 @@ def _backfill(stack: Any, first: date, last: date, max_active_runs: int) -> dict
 
 def _clear(stack: Any, run_id: str) -> None:
     """Clear a whole run, as the UI's Clear button does: every task runs again."""
-    stack.api("POST", api_path("dags", EXPORT_DAG, "dagRuns", run_id, "clear"), {"dry_run": False})
+    post(stack, api_path("dags", EXPORT_DAG, "dagRuns", run_id, "clear"), {"dry_run": False})
 
 
 def _run_for(runs: list[dict[str, Any]], day: date) -> dict[str, Any]:
@@ -102,8 +102,8 @@ def test_backfills_reruns_and_a_late_date_keep_verify_clean(live_stack, live_aws
     # Phase 1: the 10-date backfill, and a manual run alongside it.
     started = time.monotonic()
     backfill = _backfill(stack, dates[0], dates[-1], 4)
-    manual = stack.api("POST", api_path("dags", EXPORT_DAG, "dagRuns"),
-                       {"logical_date": f"{_day(MANUAL)}T00:00:00Z", "conf": {}})["dag_run_id"]
+    manual = post(stack, api_path("dags", EXPORT_DAG, "dagRuns"),
+                   {"logical_date": f"{_day(MANUAL)}T00:00:00Z", "conf": {}})["dag_run_id"]
     backfill_runs = wait_for("the backfill's 10 runs", lambda: len(runs := _runs(stack, run_type="backfill")) >= 10
                              and runs, 60)
     ours = {run["dag_run_id"]: run for run in backfill_runs if run["logical_date"][:10] in {str(d) for d in dates}}

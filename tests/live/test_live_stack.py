@@ -27,6 +27,7 @@ from livelib import (
     busiest_account,
     expected_account_events,
     iso_millis,
+    post,
     s3_json,
     s3_keys,
     task_states,
@@ -64,7 +65,7 @@ def backfill(live_stack) -> Backfill:
     wanted = {str(day) for day in dates}
     live_stack.api("PATCH", api_path("dags", EXPORT_DAG), {"is_paused": False})
     started = time.monotonic()
-    created = live_stack.api("POST", "/api/v2/backfills", {
+    created = post(live_stack, "/api/v2/backfills", {
         "dag_id": EXPORT_DAG,
         "from_date": f"{dates[0]}T00:00:00Z",
         "to_date": f"{dates[-1]}T00:00:00Z",  # inclusive: one run per daily logical date in between
