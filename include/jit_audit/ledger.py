@@ -107,8 +107,15 @@ class KmsSigner:
     def sign(self, message: bytes) -> dict[str, str]:
         if len(message) > _MAX_SIGNED_BYTES:
             raise LedgerError(f"a ledger entry of {len(message)} bytes is over KMS Sign's {_MAX_SIGNED_BYTES}")
-        response = self.client.sign(KeyId=self.key_id, Message=message, MessageType="RAW",
-                                    SigningAlgorithm=self.algorithm)
+        try:
+            response = self.client.sign(KeyId=self.key_id, Message=message, MessageType="RAW",
+                                        SigningAlgorithm=self.algorithm)
+        except ClientError as error:
+            raise LedgerError(
+                f"KMS Sign with {self.key_id} ({self.algorithm}) failed: {error}. Check the key "
+                "(jit_audit_ledger_signing_key_id): key usage SIGN_VERIFY, a key spec that signs with "
+                "jit_audit_ledger_signing_algorithm, and kms:Sign for this role. Nothing was published."
+            ) from error
         return {
             "key_id": response["KeyId"],
             "algorithm": response["SigningAlgorithm"],

@@ -82,10 +82,6 @@ class Target:
     kind: str  # "snapshot" or "changes"
     label: str
 
-    @property
-    def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.table_prefix}{PARTITION_DIRS[self.kind]}{self.label}/"
-
 
 @dataclass(frozen=True)
 class PrefixTarget:

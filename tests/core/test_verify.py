@@ -471,6 +471,15 @@ def test_rsa_pss_signatures_verify(aws, dates):
     assert _entries(s3)[0]["signature"]["algorithm"] == "RSASSA_PSS_SHA_256"
 
 
+def test_a_key_that_cannot_sign_fails_naming_the_setting_before_anything_is_published(aws, dates):
+    _, s3, staged = dates
+    rsa = aws.client("kms").create_key(KeyUsage="SIGN_VERIFY", KeySpec="RSA_2048")["KeyMetadata"]["Arn"]
+    with pytest.raises(ledger.LedgerError, match="jit_audit_ledger_signing_key_id") as failed:
+        staged[0].publish("a", signer=ledger.KmsSigner(aws.client("kms"), rsa, "ECDSA_SHA_256"))
+    assert "Nothing was published" in str(failed.value)
+    assert _keys(s3, staged[0].layout.published_prefix) == [] and _keys(s3, LEDGER) == []
+
+
 def test_an_unsigned_ledger_fails_when_the_auditor_expects_signatures(aws, published, signing_key):
     result = verify_cli(aws, ROOT, "--kms-key-id", signing_key)
     assert result.returncode == 1
