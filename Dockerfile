@@ -12,7 +12,8 @@
 #            pip alone would silently fall back to the slower pure-Python path)
 #   runtime  what the api-server, scheduler, dag-processor, triggerer and celery worker run: no
 #            compiler, only the built wheel and the pinned requirements
-#   dev      runtime + requirements-dev.txt (moto[server], ...): the local AWS emulator only
+#   dev      runtime + requirements-dev.txt (the jit-audit-dev package in dev/, moto[server], ...): the
+#            local AWS emulator only
 #
 #   docker compose build                                   (builds what docker-compose.yaml uses)
 #   docker build --target runtime -t jit-audit-export/airflow:3.3.2-python3.11 .
@@ -71,11 +72,12 @@ COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 WORKDIR /opt/airflow
 
 
-# Local development only: adds the AWS emulator's dependencies (moto[server]) and the test tools.
-# Never deploy this stage.
+# Local development only: adds the dev-only package jit-audit-dev (dev/: the AWS emulator and the
+# seeder, `jit-audit-dev`), its dependencies (moto[server]) and the test tools. Never deploy this stage.
 FROM runtime AS dev
 
 WORKDIR /opt/jit-audit-export
 COPY --chown=airflow:0 requirements-dev.txt ./
+COPY --chown=airflow:0 dev/ ./dev/
 RUN pip install --no-cache-dir -r requirements-dev.txt -c constraints.txt
 WORKDIR /opt/airflow

@@ -8,15 +8,18 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml dev/pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
+# Layering (.importlinter): the core never imports Airflow, the product never the dev package, DAG
+# files only airflow.sdk and jit_audit_airflow, no cycles in the core.
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	PYTHONPATH=include:plugins:dev:. $(BIN)/lint-imports
 
 # The whole suite, tests/live included: real Airflow processes and the emulator on loopback, and the
 # Airflow UI in headless Debian chromium (Playwright drives /usr/bin/chromium; it downloads no browser).
@@ -32,24 +35,14 @@ PORT ?= 8080
 up: venv
 	$(BIN)/python scripts/up.py --port $(PORT)
 
-# Flattening speed and memory against the runbook, TypeDeserializer and the codec floor (200k
-# items), the memory bound again on 2M items, each DAG file's parse time, and the runbook's
-# Method 4 (aws CLI + jq loop) against `jit-audit scan` on the emulator (scripts/bench_scan.py).
-bench: venv .bench/awscli-venv/.installed /usr/bin/jq
+# Flattening speed and memory against the runbook, TypeDeserializer, the Python-only path and the
+# codec floor (200k items), the memory bound again on 2M items, each DAG file's parse time, and the
+# runbook's Method 4 Scan loop against `jit-audit scan` on the emulator (scripts/bench_scan.py).
+bench: venv
 	$(BIN)/python scripts/bench.py --items 200000 2000000
-
-# The runbook's tools for bench_scan.py: the aws CLI, pinned, in its own venv (its botocore pins
-# cannot clash with ours), and Debian's jq.
-.bench/awscli-venv/.installed: requirements-bench-awscli.txt
-	test -x .bench/awscli-venv/bin/python || $(PYTHON) -m venv .bench/awscli-venv
-	.bench/awscli-venv/bin/pip install -q --disable-pip-version-check -r requirements-bench-awscli.txt
-	touch $@
 
 /usr/bin/chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
-
-/usr/bin/jq:
-	@command -v jq >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; }
 
 clean:
 	rm -rf $(VENV) .demo .up .bench test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -29,9 +29,20 @@ from datetime import timedelta
 from airflow.sdk import Param, dag, task
 
 from jit_audit_airflow.dag_defaults import default_args
+from jit_audit_airflow.form import (
+    ACCOUNT_ID_FORM_PATTERN,
+    CHANNEL_ID_FORM_PATTERN,
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_SEGMENTS,
+    EVENT_TYPES,
+    FORM_QUERY_MODES,
+    MAX_ITEMS,
+    MAX_KEY_BYTES,
+    MAX_PAGE_SIZE,
+    MAX_SEGMENTS,
+)
 from jit_audit_airflow.notifications import failure_notifiers
 
-EVENT_TYPES = ["REQUESTED", "APPROVED", "DENIED", "GRANTED", "REVOKED", "EXPIRED", "ERROR"]
 WHAT = "What to look for"
 WHEN = "When (UTC)"
 LIMITS = "Limits and output"
@@ -51,7 +62,7 @@ LIMITS = "Limits and output"
         "query_by": Param(
             "account",
             type="string",
-            enum=["request", "account", "channel", "event_type", "api_summary"],
+            enum=FORM_QUERY_MODES,
             values_display={
                 "request": "One JIT request (all its events)",
                 "account": "An AWS account, over a time range",
@@ -64,20 +75,20 @@ LIMITS = "Limits and output"
             section=WHAT,
         ),
         "request_id": Param(
-            None, type=["null", "string"], maxLength=2048, title="Request id",
+            None, type=["null", "string"], maxLength=MAX_KEY_BYTES, title="Request id",
             description="For 'One JIT request': the request's id, matched exactly.", section=WHAT,
         ),
         "account_id": Param(
-            None, type=["null", "string"], pattern="^[0-9]{12}$", title="AWS account id",
+            None, type=["null", "string"], pattern=ACCOUNT_ID_FORM_PATTERN, title="AWS account id",
             description="For 'An AWS account': exactly 12 digits.", section=WHAT,
         ),
         "channel_id": Param(
-            None, type=["null", "string"], pattern="^[A-Za-z0-9_-]{1,64}$", title="Mattermost channel id",
+            None, type=["null", "string"], pattern=CHANNEL_ID_FORM_PATTERN, title="Mattermost channel id",
             description="For 'A Mattermost channel' and 'Request summaries': the channel's id.", section=WHAT,
         ),
         "event_types": Param(
-            [], type="array", items={"type": "string", "enum": EVENT_TYPES}, uniqueItems=True,
-            examples=EVENT_TYPES, title="Event types",
+            [], type="array", items={"type": "string", "enum": list(EVENT_TYPES)}, uniqueItems=True,
+            examples=list(EVENT_TYPES), title="Event types",
             description="Keep only these event types (required when scanning by event type; empty: all; not for summaries).",
             section=WHAT,
         ),
@@ -91,15 +102,15 @@ LIMITS = "Limits and output"
             description="Must be after the start.", section=WHEN,
         ),
         "max_items": Param(
-            1_000_000, type="integer", minimum=1, maximum=100_000_000, title="Stop after this many items",
+            DEFAULT_MAX_ITEMS, type="integer", minimum=1, maximum=MAX_ITEMS, title="Stop after this many items",
             description="A safety cap; the run says so when it is reached.", section=LIMITS,
         ),
         "segments": Param(
-            4, type="integer", minimum=1, maximum=64, title="Parallel scan segments",
+            DEFAULT_SEGMENTS, type="integer", minimum=1, maximum=MAX_SEGMENTS, title="Parallel scan segments",
             description="Event-type scans only: how many workers read the table at once.", section=LIMITS,
         ),
         "page_size": Param(
-            None, type=["null", "integer"], minimum=1, maximum=10_000, title="Items per request",
+            None, type=["null", "integer"], minimum=1, maximum=MAX_PAGE_SIZE, title="Items per request",
             description="DynamoDB's Limit per page; empty: DynamoDB's 1 MB pages.", section=LIMITS,
         ),
         "output_uri": Param(

@@ -28,9 +28,8 @@ the Connections `jit_audit_alerts_webhook` / `jit_audit_alerts_sns` (see docs/al
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-import pendulum
 from airflow.sdk import Asset, dag, task
 
 from jit_audit_airflow.dag_defaults import default_args
@@ -45,7 +44,7 @@ JSONL_SNAPSHOT = Asset(name="jit_audit_jsonl_snapshot", uri="x-jit-audit://jit_a
     dag_id="jit_audit_export",
     schedule="@daily",
     # Early enough for any backfill DynamoDB can still serve (recovery windows are at most 35 days).
-    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    start_date=datetime(2025, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=4,
     doc_md=__doc__,

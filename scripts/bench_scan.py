@@ -84,7 +84,7 @@ from datetime import UTC, datetime
 
 import boto3
 
-from jit_audit.seed import create_table, generate
+from jit_audit_dev.seed import create_table, generate
 
 endpoint, table, wanted, event_type = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 resource = boto3.resource("dynamodb", endpoint_url=endpoint)

@@ -1,48 +1,24 @@
 """`make demo`: the whole export on this machine, against the local AWS emulator.
 
-Starts the emulator on a free loopback port, seeds a realistic jit_audit table and an export
-bucket, runs the jit_audit_export DAG for yesterday with `airflow dags test` (a real task runner,
-deferral included), prints what was exported and published, and stops everything it started.
+Starts the AWS side of the local stack (jit_audit_dev.stack.Stack: the emulator on a free loopback
+port, a seeded jit_audit table and export bucket, a migrated SQLite metadata DB), runs the
+jit_audit_export DAG for yesterday with `airflow dags test` (a real task runner, deferral included),
+prints what was exported and published, and stops everything it started.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+from jit_audit_dev.stack import BIN, BUCKET, PREFIX, REPO, TABLE, Stack, StackError
+
 WORK = REPO / ".demo"
-BUCKET = "jit-audit-exports"
-PREFIX = "exports"
-TABLE = "jit_audit"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the emulator did not start; see {WORK / 'emulator.log'}") from None
-            time.sleep(0.2)
 
 
 def step(text: str) -> None:
@@ -51,54 +27,22 @@ def step(text: str) -> None:
 
 def main() -> int:
     shutil.rmtree(WORK, ignore_errors=True)
-    (WORK / "airflow").mkdir(parents=True)
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        # Dummy credentials: the emulator accepts any; real ones never belong here.
-        "AWS_ACCESS_KEY_ID": "demo",
-        "AWS_SECRET_ACCESS_KEY": "demo",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AIRFLOW_HOME": str(WORK / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{WORK / 'airflow' / 'airflow.db'}",
-        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
-            {"conn_type": "aws", "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
-        ),
-        "AIRFLOW__JIT_AUDIT__TASK_RETRIES": "0",
-        "AIRFLOW_VAR_JIT_AUDIT_TABLE": TABLE,
-        "AIRFLOW_VAR_JIT_AUDIT_EXPORT_BUCKET": BUCKET,
-        "AIRFLOW_VAR_JIT_AUDIT_EXPORT_PREFIX": PREFIX,
-    }
-    env.pop("AWS_PROFILE", None)
-    os.environ.update({key: env[key] for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")})
-
-    step(f"starting the local AWS emulator on {endpoint}")
-    with open(WORK / "emulator.log", "wb") as emulator_log:
-        emulator = subprocess.Popen(
-            [str(BIN / "jit-audit"), "emulator", "--port", str(port), "--export-seconds", "3",
-             "--items-per-data-file", "250", "--pitr-lag-seconds", "60"],
-            stdout=emulator_log, stderr=subprocess.STDOUT, env=env,
-        )
+    stack = Stack(WORK, export_seconds=3, pitr_lag_seconds=60, items_per_data_file=250, seed_requests=300,
+                  extra_env={"AIRFLOW__JIT_AUDIT__TASK_RETRIES": "0"}, say=step)
+    env = stack.env
+    endpoint = stack.endpoint_url
     try:
-        wait_until_up(f"{endpoint}/moto-api/", emulator)
-        step("seeding the jit_audit table and the export bucket")
-        subprocess.run(
-            [str(BIN / "jit-audit"), "seed", "--endpoint-url", endpoint, "--table", TABLE, "--requests", "300",
-             "--bucket", BUCKET, "--prefix", PREFIX, "--retention-days", "400"],
-            check=True, env=env,
-        )
+        try:
+            stack.start_aws()
+        except StackError as error:
+            print(f"\n{error}", file=sys.stderr)
+            return 1
         import boto3
 
-        dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
+        aws = {"endpoint_url": endpoint, "region_name": "us-east-1", "aws_access_key_id": "testing",
+               "aws_secret_access_key": "testing"}
+        dynamodb = boto3.client("dynamodb", **aws)
         seeded = sum(page["Count"] for page in dynamodb.get_paginator("scan").paginate(TableName=TABLE, Select="COUNT"))
-
-        step("migrating the Airflow metadata DB (SQLite)")
-        subprocess.run([str(BIN / "airflow"), "db", "migrate"], check=True, env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         logical_date = (datetime.now(UTC) - timedelta(days=1)).date()
         step(f"running `airflow dags test jit_audit_export {logical_date}` (log: .demo/dag-test.log)")
@@ -108,7 +52,7 @@ def main() -> int:
                                     env=env, stdout=dag_log, stderr=subprocess.STDOUT)
         print(f"finished in {time.monotonic() - started:.1f} s with exit code {result.returncode}")
 
-        s3 = boto3.client("s3", endpoint_url=endpoint)
+        s3 = boto3.client("s3", **aws)
         published = f"{PREFIX}/jsonl/table={TABLE}/snapshot_date={logical_date}/"
         keys = [item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET, Prefix=published).get("Contents", [])]
         if result.returncode != 0 or f"{published}_SUCCESS" not in keys:
@@ -143,12 +87,7 @@ def main() -> int:
         print(verified.stderr, end="", file=sys.stderr)
         return 0 if reconciled and verified.returncode == 0 else 1
     finally:
-        emulator.terminate()
-        try:
-            emulator.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            emulator.kill()
-            emulator.wait()
+        stack.stop()
         print("\nstopped the emulator; nothing left running", flush=True)
 
 

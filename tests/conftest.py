@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from jit_audit_dev.stack import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="jit-audit-airflow-"))
@@ -41,19 +41,14 @@ os.environ.update(
 os.environ.pop("AWS_PROFILE", None)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 class Emulator:
-    """A ``jit-audit emulator`` process on a free loopback port."""
+    """A ``jit-audit-dev emulator`` process on a free loopback port."""
 
     def __init__(self, **options: object) -> None:
         self.port = free_port()
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
-        args = [sys.executable, "-m", "jit_audit.cli", "emulator", "--port", str(self.port)]
+        args = [sys.executable, "-m", "jit_audit_dev.cli", "emulator", "--port", str(self.port)]
         for name, value in options.items():
             args += [f"--{name.replace('_', '-')}", str(value)]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -1,8 +1,6 @@
-"""``jit-audit``: what people run outside Airflow.
+"""``jit-audit``: what people run against AWS outside Airflow.
 
-    jit-audit emulator [--port 5000]          serve the local AWS emulator (moto, extended)
-    jit-audit seed [--requests 200]           create and fill the jit_audit table
-    jit-audit flatten < export.json[.gz]      DynamoDB JSON lines to exact JSON Lines
+    jit-audit flatten [FILE] [--out PATH|s3://bucket/key]   DynamoDB export lines to exact JSON Lines
     jit-audit query --by account --id 123456789012 --start ... --end ...
     jit-audit scan --event-type ERROR [--segments 4] --start ... --end ...
     jit-audit check-retention --table jit_audit --bucket jit-audit-exports --prefix exports [--require-versioning]
@@ -10,10 +8,11 @@
     jit-audit verify s3://bucket/exports/jsonl/table=jit_audit/snapshot_date=2026-11-24/ [--through 2026-11-26]
     jit-audit ledger init s3://bucket/exports/    record pre-ledger (version 2) snapshots, once
 
-AWS is reached the usual boto3 way (profiles, environment, ``AWS_ENDPOINT_URL``); ``--endpoint-url``
-points every command at the emulator. ``query`` and ``scan`` read DynamoDB through
-``jit_audit.dynamodb_http`` (botocore's signer and credentials, without building a boto3 client,
-which costs a short process more CPU than the reads themselves); ``--client boto3`` opts out.
+AWS is reached through boto3 with the standard configuration chain: profiles (``AWS_PROFILE``),
+the environment, ``endpoint_url`` and ``AWS_ENDPOINT_URL[_DYNAMODB|_S3]``, FIPS and dual-stack
+settings, proxies (``HTTPS_PROXY``), ``AWS_CA_BUNDLE``, ``retry_mode`` and ``max_attempts``.
+``--endpoint-url`` and ``--region`` override them for one command. The local AWS emulator and the
+seeder are development tools: ``jit-audit-dev`` (dev/).
 """
 
 from __future__ import annotations
@@ -30,6 +29,13 @@ from jit_audit.settings import LEDGER_SIGNING_ALGORITHMS
 PSEUDONYMISATION_KEY_ENV = "JIT_AUDIT_PSEUDONYMISATION_KEY"
 
 
+def _session(args: argparse.Namespace) -> Any:
+    """A boto3 session on the standard configuration chain; ``--region`` wins over it when given."""
+    import boto3
+
+    return boto3.session.Session(region_name=args.region or None)
+
+
 def _session_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     if args.endpoint_url:
@@ -39,63 +45,87 @@ def _session_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return kwargs
 
 
-def _cmd_emulator(args: argparse.Namespace) -> int:
-    from jit_audit import emulator
-
-    emulator.serve(
-        host=args.host,
-        port=args.port,
-        pitr_history_days=args.pitr_history_days,
-        pitr_lag_seconds=args.pitr_lag_seconds,
-        export_seconds=args.export_seconds,
-        items_per_data_file=args.items_per_data_file,
-    )
-    return 0
-
-
-def _cmd_seed(args: argparse.Namespace) -> int:
-    import boto3
-
-    from jit_audit import seed
-
-    kwargs = _session_kwargs(args)
-    resource = boto3.resource("dynamodb", **kwargs)
-    result = seed.seed(resource, args.table, requests=args.requests, seed_value=args.seed, days=args.days, create=not args.no_create)
-    if args.bucket:
-        seed.ensure_bucket(boto3.client("s3", **kwargs), args.bucket, prefix=args.prefix, retention_days=args.retention_days)
-    counts = ", ".join(f"{name} {count}" for name, count in result.by_type.items())
-    print(f"seeded {result.events} events of {result.requests} requests into {result.table} ({counts})")
-    return 0
-
-
 def _cmd_flatten(args: argparse.Namespace) -> int:
+    """``jit-audit flatten [FILE] [--out PATH]``: 0 done, 1 bad input, 2 usage or access error.
+
+    The output appears only complete: a local ``--out`` is written to a temporary file beside it and
+    renamed when every line is flattened; an ``s3://`` one is uploaded (checksummed) after that.
+    """
+    import tempfile
+    from contextlib import ExitStack, nullcontext
+    from pathlib import Path
+
     from jit_audit.codecs import CODEC_ERRORS, deterministic_gzip_writer
     from jit_audit.flatten import FlattenError, flatten_stream, open_text_or_gzip
 
-    source = args.source_name
-    out = sys.stdout.buffer
+    name = args.file if args.file not in (None, "-") else None
+    source = args.source_name or name or "<stdin>"
+    out: str | None = args.out if args.out not in (None, "-") else None
+    s3_target = _s3_object(out) if out and out.startswith("s3://") else None
+    if out and out.startswith("s3://") and s3_target is None:
+        print(f"jit-audit flatten: --out {out!r} must be s3://<bucket>/<key>", file=sys.stderr)
+        return 2
+    gzip_output = args.gzip or (out or "").endswith(".gz")
     try:
-        lines = open_text_or_gzip(sys.stdin.buffer)
-        if args.gzip:
-            with deterministic_gzip_writer(out) as zipped:
-                count = flatten_stream(lines, zipped.write, source)
-        else:
-            count = flatten_stream(lines, out.write, source)
-        out.flush()
+        with ExitStack() as stack:
+            try:
+                raw = stack.enter_context(open(name, "rb")) if name else sys.stdin.buffer
+            except OSError as error:
+                print(f"jit-audit flatten: cannot open {name}: {error.strerror}", file=sys.stderr)
+                return 2
+            if out is None:
+                target = sys.stdout.buffer
+            else:
+                directory = Path(tempfile.gettempdir()) if s3_target else Path(out).resolve().parent
+                spool = stack.enter_context(tempfile.NamedTemporaryFile(dir=directory, prefix=".jit-audit-flatten-",
+                                                                        delete=False))
+                stack.callback(Path(spool.name).unlink, missing_ok=True)
+                target = spool
+            with deterministic_gzip_writer(target) if gzip_output else nullcontext(target) as sink:
+                count = flatten_stream(open_text_or_gzip(raw), sink.write, source)
+            target.flush()
+            if out is not None:
+                _publish_flattened(args, spool.name, out, s3_target)
     except FlattenError as error:
         print(f"jit-audit flatten: {error}", file=sys.stderr)
         return 1
     except CODEC_ERRORS as error:
         print(f"jit-audit flatten: {source}: cannot read input ({error})", file=sys.stderr)
         return 1
+    except OSError as error:
+        print(f"jit-audit flatten: cannot write {out}: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        if not _is_botocore_error(error):
+            raise
+        print(f"jit-audit flatten: cannot upload to {out}: {error}", file=sys.stderr)
+        return 2
     if args.verbose:
         print(f"flattened {count} items", file=sys.stderr)
     return 0
 
 
+def _s3_object(uri: str) -> tuple[str, str] | None:
+    """``s3://bucket/key`` as (bucket, key); None if either is missing or the key names a folder."""
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    return (bucket, key) if bucket and key and not key.endswith("/") else None
+
+
+def _publish_flattened(args: argparse.Namespace, spool: str, out: str, s3_target: tuple[str, str] | None) -> None:
+    """Move the finished spool file into place: a rename beside a local ``out``, or one checksummed upload."""
+    import os
+
+    if s3_target is None:
+        os.chmod(spool, 0o644)
+        os.replace(spool, out)
+        return
+    bucket, key = s3_target
+    s3 = _session(args).client("s3", endpoint_url=args.endpoint_url)
+    s3.upload_file(spool, bucket, key, ExtraArgs={"ChecksumAlgorithm": "SHA256"})
+
+
 def _cmd_query(args: argparse.Namespace) -> int:
     """``jit-audit query`` and ``jit-audit scan``: same validation and library as the ad-hoc DAG."""
-    from jit_audit.dynamodb_http import DynamoDBError, open_reader
     from jit_audit.query import QueryParamError, parse_query, run_to_s3
 
     params: dict[str, object] = {
@@ -127,23 +157,23 @@ def _cmd_query(args: argparse.Namespace) -> int:
         except PseudonymisationError as error:
             print(f"jit-audit {args.command}: {PSEUDONYMISATION_KEY_ENV}: {error}", file=sys.stderr)
             return 2
-    kwargs = _session_kwargs(args)
-    dynamodb = open_reader(args.endpoint_url, args.region, lean=args.client == "lean")
+    from botocore.config import Config
+
+    session = _session(args)
+    # One connection per parallel scan segment (botocore's default pool holds 10).
+    dynamodb = session.client("dynamodb", endpoint_url=args.endpoint_url,
+                              config=Config(max_pool_connections=max(10, query.segments)))
     out = args.out or "-"
     try:
         if out.startswith("s3://"):
-            import boto3
-
             bucket, _, prefix = out[len("s3://") :].partition("/")
-            summary = run_to_s3(dynamodb, boto3.client("s3", **kwargs), args.table, query, bucket, prefix,
+            summary = run_to_s3(dynamodb, session.client("s3", endpoint_url=args.endpoint_url), args.table, query,
+                                bucket, prefix,
                                 pseudonymiser=pseudonymiser)
             print(f"wrote {summary['counts']['items']} items to {summary['uri']}", file=sys.stderr)
             truncated = summary["truncated_at_max_items"]
         else:
             truncated = _query_to_file(dynamodb, args, query, out, pseudonymiser)
-    except DynamoDBError as error:
-        print(f"jit-audit {args.command}: DynamoDB {error}", file=sys.stderr)
-        return 1
     except Exception as error:
         if not _is_botocore_error(error):
             raise
@@ -292,8 +322,19 @@ def _cmd_check_retention(args: argparse.Namespace) -> int:
         "jit_audit_require_encryption": flag(args.require_encryption),
         "jit_audit_require_public_access_block": flag(args.require_public_access_block),
     }
+    flags = {
+        "jit_audit_table": "--table",
+        "jit_audit_export_bucket": "--bucket",
+        "jit_audit_export_prefix": "--prefix",
+        "jit_audit_export_kms_key_id": "--kms-key-id",
+        "jit_audit_retention_min_days": "--min-days",
+        "jit_audit_retention_max_days": "--max-days",
+        "jit_audit_pitr_min_recovery_days": "--pitr-min-recovery-days",
+        **{f"jit_audit_require_{name}": f"--require-{name.replace('_', '-')}"
+           for name in ("versioning", "object_lock", "encryption", "public_access_block")},
+    }
     try:
-        settings = load_settings(given.get)
+        settings = load_settings(given.get, lambda variable: flags.get(variable, f"Variable {variable}"))
     except SettingsError as error:
         print(f"jit-audit check-retention: {error}", file=sys.stderr)
         return 2
@@ -324,35 +365,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jit-audit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    emulator = commands.add_parser("emulator", help="serve the local AWS emulator (for local runs and tests only)")
-    emulator.add_argument("--host", default="127.0.0.1")
-    emulator.add_argument("--port", type=int, default=5000)
-    emulator.add_argument("--pitr-history-days", type=float, default=35,
-                          help="pretend point-in-time recovery ran this long before it was enabled")
-    emulator.add_argument("--pitr-lag-seconds", type=float, default=300,
-                          help="LatestRestorableDateTime trails now by this much (AWS: about 5 minutes)")
-    emulator.add_argument("--export-seconds", type=float, default=2.0, help="how long an export stays IN_PROGRESS")
-    emulator.add_argument("--items-per-data-file", type=int, default=1000)
-    emulator.set_defaults(func=_cmd_emulator)
-
-    seed = commands.add_parser("seed", help="create the jit_audit table (keys, GSIs, PITR) and fill it")
-    seed.add_argument("--table", default="jit_audit")
-    seed.add_argument("--requests", type=int, default=200, help="number of JIT requests (each has 2-4 events)")
-    seed.add_argument("--seed", type=int, default=7, help="random seed, for repeatable data")
-    seed.add_argument("--days", type=float, default=7, help="spread requests over this many past days")
-    seed.add_argument("--no-create", action="store_true", help="only write items into an existing table")
-    seed.add_argument("--bucket", help="also create this export bucket (with a lifecycle rule)")
-    seed.add_argument("--prefix", default="exports", help="export prefix the lifecycle rule covers")
-    seed.add_argument("--retention-days", type=int, default=400, help="lifecycle expiration for --bucket")
-    seed.add_argument("--endpoint-url", help="AWS endpoint, e.g. the emulator's http://127.0.0.1:5000")
-    seed.add_argument("--region")
-    seed.set_defaults(func=_cmd_seed)
-
     flatten = commands.add_parser(
-        "flatten", help="flatten DynamoDB JSON export lines (stdin, plain or gzip) to JSON Lines (stdout)"
+        "flatten", help="flatten DynamoDB JSON export lines (a file or stdin, plain or gzip) to JSON Lines",
+        description="Exit code: 0 done, 1 bad input (the file, line and problem on stderr), 2 usage, file or S3 "
+                    "error. --out appears only once every line is flattened.",
     )
-    flatten.add_argument("--gzip", action="store_true", help="gzip the output")
-    flatten.add_argument("--source-name", default="<stdin>", help="name used for the input in error messages")
+    flatten.add_argument("file", nargs="?", metavar="FILE", help="an export data file (plain or gzip); '-' or "
+                                                                 "nothing: stdin")
+    flatten.add_argument("--out", metavar="PATH", help="'-' (stdout, default), a file (gzip if it ends in .gz) or "
+                                                       "s3://<bucket>/<key>")
+    flatten.add_argument("--gzip", action="store_true", help="gzip the output (implied by an --out ending in .gz)")
+    flatten.add_argument("--source-name", help="name used for the input in error messages (default: FILE or <stdin>)")
+    flatten.add_argument("--endpoint-url", help="AWS endpoint for an s3:// --out, e.g. http://127.0.0.1:5000")
+    flatten.add_argument("--region")
     flatten.add_argument("-v", "--verbose", action="store_true", help="print the item count to stderr")
     flatten.set_defaults(func=_cmd_flatten)
 
@@ -366,10 +391,6 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--table", default="jit_audit")
         command.add_argument("--endpoint-url", help="AWS endpoint, e.g. the emulator's http://127.0.0.1:5000")
         command.add_argument("--region")
-        command.add_argument(
-            "--client", choices=("lean", "boto3"), default="lean",
-            help="DynamoDB reads through the lean signed-HTTP reader (default; falls back to boto3 where it is "
-                 "not exact: other partitions, FIPS/dual-stack) or always through a boto3 client")
         command.add_argument(
             "--pseudonymise", action="store_true",
             help=f"replace actor_email addresses with an HMAC-SHA256 pseudonym; the key (>= 32 bytes) is read from "

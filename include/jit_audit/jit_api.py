@@ -49,7 +49,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from jit_audit.query import QueryParamError
+from jit_audit.params import CHANNEL_ID, QueryParamError
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,6 @@ DEFAULT_MAX_ITEMS = 1_000_000
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 MAX_TOKEN_LENGTH = 4096
 
-_CHANNEL = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 _KEY_ID = re.compile(r"[A-Za-z0-9._~+/=:-]{1,256}\Z")
 _UNRESERVED = "-._~"  # with ALPHA and DIGIT, which quote() always keeps
 
@@ -178,7 +177,7 @@ def parse_summary_query(params: Mapping[str, Any]) -> SummaryQuery:
     channel_id = params.get("channel_id")
     if not isinstance(channel_id, str) or not channel_id:
         raise QueryParamError("channel_id", "is required for an API summary query")
-    if not _CHANNEL.match(channel_id):
+    if not CHANNEL_ID.match(channel_id):
         raise QueryParamError("channel_id", f"must be 1-64 letters, digits, '_' or '-', got {channel_id!r}")
     start = _utc_moment("start", params.get("start"))
     end = _utc_moment("end", params.get("end"))

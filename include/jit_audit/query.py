@@ -25,27 +25,28 @@ from typing import Any
 import orjson
 
 from jit_audit.flatten import flatten_item
+from jit_audit.params import (
+    ACCOUNT_ID,
+    ACCOUNT_ID_PATTERN,
+    CHANNEL_ID,
+    CHANNEL_ID_PATTERN,
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_SEGMENTS,
+    EVENT_TYPES,
+    MAX_ITEMS,
+    MAX_KEY_BYTES,
+    MAX_PAGE_SIZE,
+    MAX_SEGMENTS,
+    QUERY_MODES,
+    QueryParamError,
+)
 from jit_audit.pseudonymise import Pseudonymiser
 
-EVENT_TYPES = ("REQUESTED", "APPROVED", "DENIED", "GRANTED", "REVOKED", "EXPIRED", "ERROR")
-QUERY_MODES = ("request", "account", "channel", "event_type")
+__all__ = ["EVENT_TYPES", "QUERY_MODES", "AdhocQuery", "QueryParamError", "parse_query", "run", "run_to_s3"]
+
 #: GSI and partition key of each index-backed mode.
 INDEXES = {"account": ("gsi_account_event", "account_id"), "channel": ("gsi_channel_event", "channel_id")}
-DEFAULT_MAX_ITEMS = 1_000_000
-MAX_SEGMENTS = 64
-
-_ACCOUNT = re.compile(r"[0-9]{12}\Z")
-_CHANNEL = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class QueryParamError(ValueError):
-    """A parameter the query cannot use; says which one and why."""
-
-    def __init__(self, field_name: str, problem: str) -> None:
-        super().__init__(f"{field_name}: {problem}")
-        self.field = field_name
-        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class AdhocQuery:
     end: datetime | None
     event_types: tuple[str, ...]
     max_items: int = DEFAULT_MAX_ITEMS
-    segments: int = 4
+    segments: int = DEFAULT_SEGMENTS
     #: DynamoDB's Limit per request (None: DynamoDB's 1 MB pages); smaller pages spread the read load.
     page_size: int | None = None
 
@@ -102,8 +103,8 @@ def _text(field_name: str, value: Any) -> str:
         raise QueryParamError(field_name, "is required for this query")
     if _CONTROL.search(value):
         raise QueryParamError(field_name, "must not contain control characters")
-    if len(value.encode()) > 2048:
-        raise QueryParamError(field_name, "is longer than DynamoDB's 2048-byte key limit")
+    if len(value.encode()) > MAX_KEY_BYTES:
+        raise QueryParamError(field_name, f"is longer than DynamoDB's {MAX_KEY_BYTES}-byte key limit")
     return value
 
 
@@ -136,12 +137,13 @@ def parse_query(params: Mapping[str, Any], *, require_scan_range: bool = False) 
         key = _text("request_id", params.get("request_id"))
     elif query_by == "account":
         key = _text("account_id", params.get("account_id"))
-        if not _ACCOUNT.match(key):
-            raise QueryParamError("account_id", f"must be exactly 12 digits, got {key!r}")
+        if not ACCOUNT_ID.match(key):
+            raise QueryParamError("account_id", f"must match {ACCOUNT_ID_PATTERN} (exactly 12 digits), got {key!r}")
     elif query_by == "channel":
         key = _text("channel_id", params.get("channel_id"))
-        if not _CHANNEL.match(key):
-            raise QueryParamError("channel_id", f"must be 1-64 letters, digits, '_' or '-', got {key!r}")
+        if not CHANNEL_ID.match(key):
+            raise QueryParamError("channel_id", f"must be 1-64 letters, digits, '_' or '-' ({CHANNEL_ID_PATTERN}), "
+                                                f"got {key!r}")
     start = _moment("start", params.get("start"))
     end = _moment("end", params.get("end"))
     range_required = query_by in ("account", "channel") or (query_by == "event_type" and require_scan_range)
@@ -171,9 +173,9 @@ def parse_query(params: Mapping[str, Any], *, require_scan_range: bool = False) 
         start=start,
         end=end,
         event_types=event_types,
-        max_items=_int("max_items", params.get("max_items"), DEFAULT_MAX_ITEMS, 1, 100_000_000),
-        segments=_int("segments", params.get("segments"), 4, 1, MAX_SEGMENTS),
-        page_size=_int("page_size", params.get("page_size"), 0, 1, 10_000) or None,
+        max_items=_int("max_items", params.get("max_items"), DEFAULT_MAX_ITEMS, 1, MAX_ITEMS),
+        segments=_int("segments", params.get("segments"), DEFAULT_SEGMENTS, 1, MAX_SEGMENTS),
+        page_size=_int("page_size", params.get("page_size"), 0, 1, MAX_PAGE_SIZE) or None,
     )
 
 
@@ -252,11 +254,6 @@ def flatten_client_item(item: dict[str, Any]) -> bytes:
     return orjson.dumps(plain, option=orjson.OPT_APPEND_NEWLINE)
 
 
-def flatten_wire_item(item: dict[str, Any]) -> bytes:
-    """Flatten an item in DynamoDB's wire JSON (binary already base64 text, as in an export) to one line."""
-    return orjson.dumps(flatten_item(item), option=orjson.OPT_APPEND_NEWLINE)
-
-
 @dataclass
 class QueryResult:
     items: int = 0
@@ -278,13 +275,11 @@ def run(
     ``open_part(index)`` returns the writer of part ``index``. Stops at ``max_items``; once the cap
     is full the workers read on only until one more matching item shows (then the result is
     ``truncated``) or the pages run out (then it is complete, and says so). ``client`` is a
-    low-level boto3 DynamoDB client or a reader with the same ``query``/``scan`` calls that
-    returns wire JSON (``returns_wire_json``, e.g. ``jit_audit.dynamodb_http.DynamoDBReader``).
+    low-level boto3 DynamoDB client.
     With a ``pseudonymiser``, ``actor_email`` addresses are replaced before anything is written.
     """
     operation, worker_requests = requests(query, table)
     call = getattr(client, operation)
-    flatten = flatten_wire_item if getattr(client, "returns_wire_json", False) else flatten_client_item
     result = QueryResult()
     lock = threading.Lock()
     stop = threading.Event()
@@ -304,7 +299,7 @@ def run(
             lines = []
             counts: Counter[str] = Counter()
             for item in page.get("Items", []):
-                lines.append(flatten(item))
+                lines.append(flatten_client_item(item))
                 counts[item.get("event_type", {}).get("S", "(none)")] += 1
             with lock:
                 result.pages += 1

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from jit_audit.codecs import deterministic_gzip_writer
-from jit_audit.query import QueryParamError
+from jit_audit.params import QueryParamError
 from jit_audit.snapshot import CHECKSUM_ALGORITHM, HashingWriter, delete_keys, list_keys, sha256_b64
 
 #: ``open_part(index)`` returns the ``write`` of part ``index``.

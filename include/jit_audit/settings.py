@@ -97,14 +97,20 @@ def _int(name: str, text: str, low: int, high: int) -> int:
     try:
         value = int(text.strip())
     except ValueError:
-        raise SettingsError(f"Variable {name} must be a whole number, got {text!r}") from None
+        raise SettingsError(f"{name} must be a whole number, got {text!r}") from None
     if not low <= value <= high:
-        raise SettingsError(f"Variable {name} must be between {low} and {high}, got {value}")
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
     return value
 
 
-def load_settings(lookup: Callable[[str], str | None]) -> ExportSettings:
-    """Build validated settings from ``lookup(variable_name)`` (None or missing: the default)."""
+def load_settings(
+    lookup: Callable[[str], str | None], label: Callable[[str], str] = lambda variable: f"Variable {variable}"
+) -> ExportSettings:
+    """Build validated settings from ``lookup(variable_name)`` (None or missing: the default).
+
+    Errors name a setting as ``label(variable_name)`` says: "Variable jit_audit_table" by default; the
+    CLI names its own flags instead.
+    """
     raw = {}
     for spec in SETTINGS:
         value = lookup(spec.variable)
@@ -112,44 +118,44 @@ def load_settings(lookup: Callable[[str], str | None]) -> ExportSettings:
 
     table = raw["jit_audit_table"].strip()
     if not _TABLE.match(table):
-        raise SettingsError(f"Variable jit_audit_table: {table!r} is not a valid DynamoDB table name")
+        raise SettingsError(f"{label('jit_audit_table')}: {table!r} is not a valid DynamoDB table name")
     bucket = raw["jit_audit_export_bucket"].strip()
     if not _BUCKET.match(bucket):
-        raise SettingsError(f"Variable jit_audit_export_bucket: {bucket!r} is not a valid S3 bucket name")
+        raise SettingsError(f"{label('jit_audit_export_bucket')}: {bucket!r} is not a valid S3 bucket name")
     prefix = raw["jit_audit_export_prefix"].strip().strip("/")
     if _PREFIX_FORBIDDEN.search(prefix) or len(prefix) > 512:
-        raise SettingsError("Variable jit_audit_export_prefix has control characters or is too long")
+        raise SettingsError(f"{label('jit_audit_export_prefix')} has control characters or is too long")
     if {".", ".."} & set(prefix.split("/")) or "//" in prefix:
-        raise SettingsError(f"Variable jit_audit_export_prefix must not contain '.', '..' or empty path "
+        raise SettingsError(f"{label('jit_audit_export_prefix')} must not contain '.', '..' or empty path "
                             f"segments (S3 keeps them literally; many tools do not), got {prefix!r}")
-    conn_id = _connection_id("jit_audit_aws_conn_id", raw["jit_audit_aws_conn_id"])
+    conn_id = _connection_id(label("jit_audit_aws_conn_id"), raw["jit_audit_aws_conn_id"])
     kms_key_id = raw["jit_audit_export_kms_key_id"].strip() or None
     if kms_key_id is not None and not _KMS_KEY.match(kms_key_id):
-        raise SettingsError(f"Variable jit_audit_export_kms_key_id: {kms_key_id!r} is not a KMS key id, alias or ARN")
+        raise SettingsError(f"{label('jit_audit_export_kms_key_id')}: {kms_key_id!r} is not a KMS key id, alias or ARN")
     owner = raw["jit_audit_export_bucket_owner"].strip() or None
     if owner is not None and not re.fullmatch(r"[0-9]{12}", owner):
-        raise SettingsError(f"Variable jit_audit_export_bucket_owner must be a 12-digit account id, got {owner!r}")
-    min_days = _int("jit_audit_retention_min_days", raw["jit_audit_retention_min_days"], 1, 36500)
+        raise SettingsError(f"{label('jit_audit_export_bucket_owner')} must be a 12-digit account id, got {owner!r}")
+    min_days = _int(label("jit_audit_retention_min_days"), raw["jit_audit_retention_min_days"], 1, 36500)
     max_text = raw["jit_audit_retention_max_days"].strip()
-    max_days = _int("jit_audit_retention_max_days", max_text, 1, 36500) if max_text else None
+    max_days = _int(label("jit_audit_retention_max_days"), max_text, 1, 36500) if max_text else None
     if max_days is not None and max_days < min_days:
         raise SettingsError(
-            f"Variable jit_audit_retention_max_days ({max_days}) is below jit_audit_retention_min_days ({min_days})"
+            f"{label('jit_audit_retention_max_days')} ({max_days}) is below {label('jit_audit_retention_min_days')} ({min_days})"
         )
-    pseudonymise = _bool("jit_audit_pseudonymise_actor_email", raw["jit_audit_pseudonymise_actor_email"])
+    pseudonymise = _bool(label("jit_audit_pseudonymise_actor_email"), raw["jit_audit_pseudonymise_actor_email"])
     pseudonymisation_conn_id = raw["jit_audit_pseudonymisation_conn_id"].strip()
     if pseudonymise and not pseudonymisation_conn_id:
-        raise SettingsError("Variable jit_audit_pseudonymisation_conn_id must name a connection when "
-                            "jit_audit_pseudonymise_actor_email is true")
+        raise SettingsError(f"{label('jit_audit_pseudonymisation_conn_id')} must name a connection when "
+                            f"{label('jit_audit_pseudonymise_actor_email')} is true")
     if pseudonymisation_conn_id:
-        _connection_id("jit_audit_pseudonymisation_conn_id", pseudonymisation_conn_id)
+        _connection_id(label("jit_audit_pseudonymisation_conn_id"), pseudonymisation_conn_id)
     signing_key_id = raw["jit_audit_ledger_signing_key_id"].strip() or None
     if signing_key_id is not None and not _KMS_KEY.match(signing_key_id):
-        raise SettingsError(f"Variable jit_audit_ledger_signing_key_id: {signing_key_id!r} is not a KMS key id, "
+        raise SettingsError(f"{label('jit_audit_ledger_signing_key_id')}: {signing_key_id!r} is not a KMS key id, "
                             "alias or ARN")
     signing_algorithm = raw["jit_audit_ledger_signing_algorithm"].strip().upper()
     if signing_algorithm not in LEDGER_SIGNING_ALGORITHMS:
-        raise SettingsError(f"Variable jit_audit_ledger_signing_algorithm must be one of {', '.join(LEDGER_SIGNING_ALGORITHMS)}, "
+        raise SettingsError(f"{label('jit_audit_ledger_signing_algorithm')} must be one of {', '.join(LEDGER_SIGNING_ALGORITHMS)}, "
                             f"got {raw['jit_audit_ledger_signing_algorithm']!r}")
     return ExportSettings(
         table=table,
@@ -158,24 +164,20 @@ def load_settings(lookup: Callable[[str], str | None]) -> ExportSettings:
         aws_conn_id=conn_id,
         kms_key_id=kms_key_id,
         bucket_owner=owner,
-        export_timeout_minutes=_int(
-            "jit_audit_export_timeout_minutes", raw["jit_audit_export_timeout_minutes"], 1, 7 * 24 * 60
+        export_timeout_minutes=_int(label("jit_audit_export_timeout_minutes"), raw["jit_audit_export_timeout_minutes"], 1, 7 * 24 * 60
         ),
         retention_min_days=min_days,
         retention_max_days=max_days,
-        pitr_min_recovery_days=_int(
-            "jit_audit_pitr_min_recovery_days", raw["jit_audit_pitr_min_recovery_days"], 1, 35
+        pitr_min_recovery_days=_int(label("jit_audit_pitr_min_recovery_days"), raw["jit_audit_pitr_min_recovery_days"], 1, 35
         ),
-        export_mode=_mode(raw["jit_audit_export_mode"]),
+        export_mode=_mode(label("jit_audit_export_mode"), raw["jit_audit_export_mode"]),
         # DynamoDB accepts incremental windows from 15 minutes to 24 hours.
-        incremental_period_minutes=_int(
-            "jit_audit_incremental_period_minutes", raw["jit_audit_incremental_period_minutes"], 15, 1440
+        incremental_period_minutes=_int(label("jit_audit_incremental_period_minutes"), raw["jit_audit_incremental_period_minutes"], 15, 1440
         ),
-        require_versioning=_bool("jit_audit_require_versioning", raw["jit_audit_require_versioning"]),
-        require_object_lock=_bool("jit_audit_require_object_lock", raw["jit_audit_require_object_lock"]),
-        require_encryption=_bool("jit_audit_require_encryption", raw["jit_audit_require_encryption"]),
-        require_public_access_block=_bool(
-            "jit_audit_require_public_access_block", raw["jit_audit_require_public_access_block"]
+        require_versioning=_bool(label("jit_audit_require_versioning"), raw["jit_audit_require_versioning"]),
+        require_object_lock=_bool(label("jit_audit_require_object_lock"), raw["jit_audit_require_object_lock"]),
+        require_encryption=_bool(label("jit_audit_require_encryption"), raw["jit_audit_require_encryption"]),
+        require_public_access_block=_bool(label("jit_audit_require_public_access_block"), raw["jit_audit_require_public_access_block"]
         ),
         pseudonymise_actor_email=pseudonymise,
         pseudonymisation_conn_id=pseudonymisation_conn_id,
@@ -187,9 +189,9 @@ def load_settings(lookup: Callable[[str], str | None]) -> ExportSettings:
 def _connection_id(name: str, text: str) -> str:
     value = text.strip()
     if not value:
-        raise SettingsError(f"Variable {name} must not be empty")
+        raise SettingsError(f"{name} must not be empty")
     if not _CONN_ID.match(value):
-        raise SettingsError(f"Variable {name} must be a connection id (letters, digits, '_', '.', '-'), got {value!r}")
+        raise SettingsError(f"{name} must be a connection id (letters, digits, '_', '.', '-'), got {value!r}")
     return value
 
 
@@ -204,11 +206,11 @@ def _bool(name: str, text: str) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise SettingsError(f"Variable {name} must be true or false (also 1/0, yes/no), got {text!r}")
+    raise SettingsError(f"{name} must be true or false (also 1/0, yes/no), got {text!r}")
 
 
-def _mode(text: str) -> str:
+def _mode(name: str, text: str) -> str:
     mode = text.strip().lower()
     if mode not in ("full", "incremental"):
-        raise SettingsError(f"Variable jit_audit_export_mode must be 'full' or 'incremental', got {text!r}")
+        raise SettingsError(f"{name} must be 'full' or 'incremental', got {text!r}")
     return mode

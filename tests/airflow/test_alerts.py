@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 import time
 import uuid
@@ -29,9 +28,10 @@ from urllib.parse import quote
 import pytest
 from airflow.sdk import Connection
 from airflow.sdk.exceptions import AirflowFailException
+from jit_audit_dev.seed import ensure_bucket, seed
+from jit_audit_dev.stack import free_port
 
 from jit_audit import alerts
-from jit_audit.seed import ensure_bucket, seed
 from jit_audit_airflow.notifications import (
     FAILURE_XCOM_KEY,
     MattermostFailureNotifier,
@@ -551,11 +551,6 @@ def test_full_url_in_host_with_mattermost_overrides(dagbag, webhook_server, monk
     assert "`jit_audit_export` failed" in request["json"]["text"]
     assert "unknown (Airflow reported no failed task)" in request["json"]["text"]
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.parametrize("problem", ["http_500", "unreachable"])

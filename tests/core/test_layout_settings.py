@@ -54,7 +54,7 @@ def test_defaults_apply_when_variables_are_missing():
         ("jit_audit_export_bucket", "Bad_Bucket", "not a valid S3 bucket name"),
         ("jit_audit_table", "x", "not a valid DynamoDB table name"),
         ("jit_audit_retention_min_days", "a year", "must be a whole number"),
-        ("jit_audit_retention_max_days", "30", "is below jit_audit_retention_min_days"),
+        ("jit_audit_retention_max_days", "30", "is below Variable jit_audit_retention_min_days"),
         ("jit_audit_export_bucket_owner", "me", "12-digit account id"),
         ("jit_audit_export_prefix", "a\nb", "control characters"),
     ],

@@ -124,7 +124,7 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[by
 
 
 def test_cli_pseudonymises_every_address_and_reads_the_key_only_from_the_environment(aws: Any) -> None:
-    from jit_audit.seed import seed
+    from jit_audit_dev.seed import seed
 
     seed(aws.resource("dynamodb"), "jit_audit", requests=40, end=datetime(2026, 1, 15, tzinfo=UTC))
     addresses = {item["actor_email"]["S"] for item in aws.client("dynamodb").scan(TableName="jit_audit")["Items"]

@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 import pytest
+from jit_audit_dev.seed import ACCOUNTS, CHANNELS, create_table, seed
 
 from jit_audit.query import (
     EVENT_TYPES,
@@ -37,7 +38,6 @@ from jit_audit.query import (
     run,
     run_to_s3,
 )
-from jit_audit.seed import ACCOUNTS, CHANNELS, create_table, seed
 
 TABLE = "jit_audit"
 BUCKET = "jit-audit-adhoc"

@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from jit_audit_dev.seed import ensure_bucket, seed
 
 from jit_audit.cli import main
 from jit_audit.exports import RecoveryWindow
@@ -19,7 +20,6 @@ from jit_audit.retention import (
     published_snapshots,
 )
 from jit_audit.retention import check as check_retention
-from jit_audit.seed import ensure_bucket, seed
 from jit_audit.settings import SettingsError, load_settings
 
 PITR = RecoveryWindow(True, datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 26, tzinfo=UTC), 35)
@@ -265,8 +265,10 @@ def test_each_bucket_check_fails_then_passes_on_the_emulator(stack, capsys):
 
 def test_cli_usage_errors_exit_2(stack, capsys):
     assert cli(stack, "--min-days", "400", "--max-days", "30") == 2
-    assert "jit_audit_retention_max_days" in capsys.readouterr().err
+    # The command's own flags, not the Airflow Variables behind them.
+    assert capsys.readouterr().err == "jit-audit check-retention: --max-days (30) is below --min-days (400)\n"
     assert cli(stack, "--min-days", "soon") == 2
+    assert capsys.readouterr().err == "jit-audit check-retention: --min-days must be a whole number, got 'soon'\n"
     with pytest.raises(SystemExit) as caught:
         main(["check-retention", "--bucket", BUCKET])
     assert caught.value.code == 2

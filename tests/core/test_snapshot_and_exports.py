@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from jit_audit_dev.seed import seed
 
 from jit_audit.exports import (
     ExportFailed,
@@ -31,7 +32,6 @@ from jit_audit.exports import (
 from jit_audit.flatten import FlattenError
 from jit_audit.layout import SnapshotLayout
 from jit_audit.manifest import DataFile, ManifestSummary
-from jit_audit.seed import seed
 from jit_audit.snapshot import (
     CountMismatch,
     IntegrityError,

@@ -19,11 +19,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from jit_audit_dev.seed import seed
 
 from jit_audit import ledger
 from jit_audit.exports import describe_export, find_or_start_export
 from jit_audit.layout import SnapshotLayout
-from jit_audit.seed import seed
 from jit_audit.snapshot import (
     SNAPSHOT_MANIFEST_VERSION,
     flatten_data_file,

@@ -25,9 +25,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-
-from jit_audit import emulator
-from jit_audit.emulator import EmulatorThread
+from jit_audit_dev import emulator
+from jit_audit_dev.emulator import EmulatorThread
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -594,7 +593,7 @@ def test_emulator_thread_on_a_busy_port_raises_instead_of_hanging(emu: EmulatorT
 
 
 def test_serve_logs_its_address_and_stops_on_sigterm() -> None:
-    code = "from jit_audit.emulator import serve; serve(port=0, export_seconds=0.1)"
+    code = "from jit_audit_dev.emulator import serve; serve(port=0, export_seconds=0.1)"
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
     lines: queue.Queue[str] = queue.Queue()
 

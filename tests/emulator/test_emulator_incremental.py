@@ -30,9 +30,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-
-from jit_audit import emulator
-from jit_audit.emulator import CLOCK_PATH, EmulatorThread
+from jit_audit_dev import emulator
+from jit_audit_dev.emulator import CLOCK_PATH, EmulatorThread
 
 REGION = "us-east-1"
 PER_FILE = 2
@@ -697,7 +696,7 @@ def test_install_sets_the_clock_offset(emu: EmulatorThread) -> None:
 
 
 def test_serve_answers_the_clock_endpoint() -> None:
-    code = "from jit_audit.emulator import serve; serve(port=0, export_seconds=0.1)"
+    code = "from jit_audit_dev.emulator import serve; serve(port=0, export_seconds=0.1)"
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
     lines: queue.Queue[str] = queue.Queue()
 

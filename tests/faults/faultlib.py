@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from jit_audit.emulator import FAULTS_PATH, REQUESTS_PATH
+from jit_audit_dev.emulator import FAULTS_PATH, REQUESTS_PATH
+from jit_audit_dev.stack import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 TABLE = "jit_audit"
@@ -294,14 +295,6 @@ def until_held(aws: Any, worker: Worker, operation: str, key_contains: str | Non
 
 
 # --------------------------------------------------------------------------- an outage
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class OutageProxy:

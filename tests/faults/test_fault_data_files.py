@@ -33,8 +33,7 @@ from faultlib import (
     verified,
     webhook_server,
 )
-
-from jit_audit.seed import ensure_bucket, seed
+from jit_audit_dev.seed import ensure_bucket, seed
 
 pytestmark = pytest.mark.e2e
 DATE = day(1)

@@ -1,6 +1,6 @@
 """The live stack for tests/live: real Airflow processes on loopback next to the AWS emulator.
 
-One stack per test session (``live_stack``), the same one ``make up`` starts (scripts/up.py):
+One stack per test session (``live_stack``), the same one ``make up`` starts (jit_audit_dev.stack):
 the emulator, a seeded table and bucket, and Airflow's API server, scheduler (LocalExecutor),
 triggerer and DAG processor on SQLite, with the simple auth manager. A webhook server on
 127.0.0.1 (``webhook``) receives the failure alerts. Every process is stopped at the end,

@@ -1,12 +1,10 @@
-"""Helpers for tests/live: the stack class from scripts/up.py, a webhook recorder, waits, S3 reads."""
+"""Helpers for tests/live: the local stack (jit_audit_dev.stack, as `make up` and `make demo` use it), a webhook recorder, waits, S3 reads."""
 
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,25 +15,12 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from jit_audit_dev.stack import BUCKET, PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 
 
-def _load_up_module():
-    spec = importlib.util.spec_from_file_location("jit_audit_up", REPO / "scripts" / "up.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-up = sys.modules.get("jit_audit_up") or _load_up_module()
-Stack = up.Stack
-BUCKET = up.BUCKET
-PREFIX = up.PREFIX
-TABLE = up.TABLE
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 1.0) -> Any:
