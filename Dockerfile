@@ -19,7 +19,7 @@
 #   docker build --target runtime -t jit-audit-export/airflow:3.3.2-python3.11 .
 #
 # Keep the base image's Airflow version equal to the apache-airflow pin in requirements.txt
-# (tests/test_docker_compose.py checks it), and its Python to one pyproject.toml allows.
+# (tests/deploy/test_docker_compose.py checks it), and its Python to one pyproject.toml allows.
 # CeleryExecutor needs apache-airflow-providers-celery and redis, which the official image ships;
 # the runtime stage checks that they are still there after our pinned install.
 

@@ -34,7 +34,7 @@ from packaging.utils import canonicalize_name
 
 from jit_audit.settings import SETTINGS
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yaml"
 DOCKERFILE = REPO / "Dockerfile"
 COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())

@@ -1,6 +1,6 @@
 """The IAM policies in iam/ against the AWS calls the code really makes, recorded end to end.
 
-``tests/test_iam_policies.py`` checks the policies against a static table of the calls found in
+``tests/deploy/test_iam_policies.py`` checks the policies against a static table of the calls found in
 the source. This module runs each role's real flows against the emulator with every botocore
 client recorded (``aws_call_recorder``), turns each recorded call into the IAM actions and
 resources it needs, and fails when
@@ -51,7 +51,7 @@ from test_iam_policies import (
     load,
 )
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 
 
 def sibling(relative: str) -> ModuleType:

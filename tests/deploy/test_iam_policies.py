@@ -28,7 +28,7 @@ from botocore import xform_name
 from jit_audit.layout import SnapshotLayout
 from jit_audit.query import INDEXES
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 IAM = REPO / "iam"
 EXPORT_POLICY = IAM / "jit-audit-export-policy.json"
 ADHOC_POLICY = IAM / "jit-audit-adhoc-policy.json"
@@ -95,9 +95,8 @@ ADHOC_CALLS: dict[tuple[str, str], set[str]] = {
     ("include/jit_audit/query.py", "scan"): {"dynamodb:Scan"},
     ("include/jit_audit/cli.py", "query"): {"dynamodb:Query"},
     ("include/jit_audit/cli.py", "scan"): {"dynamodb:Scan"},
-    # The CLI's SigV4-signed HTTP reader (not botocore, so not seen by tests/aws_call_recorder.py).
-    ("include/jit_audit/dynamodb_http.py", "query"): {"dynamodb:Query"},
-    ("include/jit_audit/dynamodb_http.py", "scan"): {"dynamodb:Scan"},
+    # `jit-audit flatten --out s3://...` (an operator's upload of a flattened file, e.g. under adhoc/).
+    ("include/jit_audit/cli.py", "upload_file"): TRANSFER_PUT,
     # results.publish_results, which both query.run_to_s3 and jit_api.summaries_to_s3 (query_by
     # api_summary) publish through. refuse_foreign_prefix reads <output>/_manifest.json, which is
     # usually missing: S3 says NoSuchKey only to callers with s3:ListBucket (otherwise AccessDenied).
