@@ -46,16 +46,16 @@ def _session_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_flatten(args: argparse.Namespace) -> int:
-    """``jit-audit flatten [FILE] [--out PATH]``: 0 done, 1 bad input, 2 usage or access error.
+    """``jit-audit flatten [FILE] [--out PATH]``: 0 done, 1 bad input, 2 usage, file or S3 error.
 
     The output appears only complete: a local ``--out`` is written to a temporary file beside it and
     renamed when every line is flattened; an ``s3://`` one is uploaded (checksummed) after that.
     """
-    import tempfile
-    from contextlib import ExitStack, nullcontext
-    from pathlib import Path
+    from contextlib import ExitStack
 
-    from jit_audit.codecs import CODEC_ERRORS, deterministic_gzip_writer
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from jit_audit.codecs import CODEC_ERRORS
     from jit_audit.flatten import FlattenError, flatten_stream, open_text_or_gzip
 
     name = args.file if args.file not in (None, "-") else None
@@ -73,19 +73,14 @@ def _cmd_flatten(args: argparse.Namespace) -> int:
             except OSError as error:
                 print(f"jit-audit flatten: cannot open {name}: {error.strerror}", file=sys.stderr)
                 return 2
-            if out is None:
-                target = sys.stdout.buffer
-            else:
-                directory = Path(tempfile.gettempdir()) if s3_target else Path(out).resolve().parent
-                spool = stack.enter_context(tempfile.NamedTemporaryFile(dir=directory, prefix=".jit-audit-flatten-",
-                                                                        delete=False))
-                stack.callback(Path(spool.name).unlink, missing_ok=True)
-                target = spool
-            with deterministic_gzip_writer(target) if gzip_output else nullcontext(target) as sink:
+            local = None if s3_target else out
+            with _local_output(local, gzip_output=gzip_output, spool=s3_target is not None) as sink:
                 count = flatten_stream(open_text_or_gzip(raw), sink.write, source)
-            target.flush()
-            if out is not None:
-                _publish_flattened(args, spool.name, out, s3_target)
+                if s3_target:
+                    sink.flush()
+                    bucket, key = s3_target
+                    s3 = _session(args).client("s3", endpoint_url=args.endpoint_url)
+                    s3.upload_file(sink.spool_name, bucket, key, ExtraArgs={"ChecksumAlgorithm": "SHA256"})
     except FlattenError as error:
         print(f"jit-audit flatten: {error}", file=sys.stderr)
         return 1
@@ -95,9 +90,7 @@ def _cmd_flatten(args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"jit-audit flatten: cannot write {out}: {error}", file=sys.stderr)
         return 2
-    except Exception as error:
-        if not _is_botocore_error(error):
-            raise
+    except (BotoCoreError, ClientError) as error:
         print(f"jit-audit flatten: cannot upload to {out}: {error}", file=sys.stderr)
         return 2
     if args.verbose:
@@ -105,23 +98,62 @@ def _cmd_flatten(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Sink:
+    """Where lines go: ``write`` (through gzip when asked); ``spool_name`` is the spool file's path."""
+
+    def __init__(self, write: Any, flush: Any, spool_name: str | None) -> None:
+        self.write = write
+        self.flush = flush
+        self.spool_name = spool_name
+
+
+def _local_output(path: str | None, *, gzip_output: bool, spool: bool = False) -> Any:
+    """A context manager giving a :class:`_Sink`: stdout (``path`` None), or ``path`` written whole.
+
+    A file is written to a temporary file in the same directory and renamed over ``path`` only when
+    the block ends without an error, so a failure leaves any earlier file untouched and no partial
+    one. ``spool``: a temporary file (no ``path``) that the block uploads before it is deleted.
+    """
+    import os
+    import tempfile
+    from contextlib import ExitStack, contextmanager
+    from pathlib import Path
+
+    from jit_audit.codecs import deterministic_gzip_writer
+
+    @contextmanager
+    def output() -> Any:
+        with ExitStack() as stack:
+            if path is None and not spool:
+                target: Any = sys.stdout.buffer
+                spool_name = None
+            else:
+                directory = Path(path).resolve().parent if path else Path(tempfile.gettempdir())
+                target = stack.enter_context(
+                    tempfile.NamedTemporaryFile(dir=directory, prefix=".jit-audit-", delete=False))
+                spool_name = target.name
+                stack.callback(Path(spool_name).unlink, missing_ok=True)
+            with ExitStack() as writing:
+                zipped = writing.enter_context(deterministic_gzip_writer(target)) if gzip_output else None
+
+                def flush() -> None:
+                    if zipped is not None:
+                        zipped.close()  # the gzip trailer; a second close is a no-op
+                    target.flush()
+
+                yield _Sink((zipped or target).write, flush, spool_name)
+                flush()
+            if path is not None and spool_name is not None:
+                os.chmod(spool_name, 0o644)
+                os.replace(spool_name, path)
+
+    return output()
+
+
 def _s3_object(uri: str) -> tuple[str, str] | None:
     """``s3://bucket/key`` as (bucket, key); None if either is missing or the key names a folder."""
     bucket, _, key = uri[len("s3://") :].partition("/")
     return (bucket, key) if bucket and key and not key.endswith("/") else None
-
-
-def _publish_flattened(args: argparse.Namespace, spool: str, out: str, s3_target: tuple[str, str] | None) -> None:
-    """Move the finished spool file into place: a rename beside a local ``out``, or one checksummed upload."""
-    import os
-
-    if s3_target is None:
-        os.chmod(spool, 0o644)
-        os.replace(spool, out)
-        return
-    bucket, key = s3_target
-    s3 = _session(args).client("s3", endpoint_url=args.endpoint_url)
-    s3.upload_file(spool, bucket, key, ExtraArgs={"ChecksumAlgorithm": "SHA256"})
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
@@ -158,13 +190,14 @@ def _cmd_query(args: argparse.Namespace) -> int:
             print(f"jit-audit {args.command}: {PSEUDONYMISATION_KEY_ENV}: {error}", file=sys.stderr)
             return 2
     from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
 
-    session = _session(args)
-    # One connection per parallel scan segment (botocore's default pool holds 10).
-    dynamodb = session.client("dynamodb", endpoint_url=args.endpoint_url,
-                              config=Config(max_pool_connections=max(10, query.segments)))
     out = args.out or "-"
     try:
+        session = _session(args)
+        # One connection per parallel scan segment (botocore's default pool holds 10).
+        dynamodb = session.client("dynamodb", endpoint_url=args.endpoint_url,
+                                  config=Config(max_pool_connections=max(10, query.segments)))
         if out.startswith("s3://"):
             bucket, _, prefix = out[len("s3://") :].partition("/")
             summary = run_to_s3(dynamodb, session.client("s3", endpoint_url=args.endpoint_url), args.table, query,
@@ -174,34 +207,24 @@ def _cmd_query(args: argparse.Namespace) -> int:
             truncated = summary["truncated_at_max_items"]
         else:
             truncated = _query_to_file(dynamodb, args, query, out, pseudonymiser)
-    except Exception as error:
-        if not _is_botocore_error(error):
-            raise
+    except (BotoCoreError, ClientError) as error:
         print(f"jit-audit {args.command}: {error}", file=sys.stderr)
         return 1
+    except OSError as error:
+        print(f"jit-audit {args.command}: cannot write {out}: {error}", file=sys.stderr)
+        return 2
     if truncated:
         print(f"jit-audit {args.command}: stopped at --max-items {query.max_items}; there are more", file=sys.stderr)
     return 0
 
 
-def _is_botocore_error(error: Exception) -> bool:
-    """A boto3 client's error (checked without importing botocore when nothing loaded it)."""
-    exceptions = sys.modules.get("botocore.exceptions")
-    return exceptions is not None and isinstance(error, exceptions.ClientError | exceptions.BotoCoreError)
-
-
 def _query_to_file(dynamodb: Any, args: argparse.Namespace, query: Any, out: str, pseudonymiser: Any) -> bool:
     """Write the query's lines to stdout or a file (gzip if it ends in .gz); True if capped at max items."""
     import threading
-    from contextlib import ExitStack
 
-    from jit_audit.codecs import deterministic_gzip_writer
     from jit_audit.query import run
 
-    with ExitStack() as stack:
-        target = sys.stdout.buffer if out == "-" else stack.enter_context(open(out, "wb"))
-        if out.endswith(".gz"):
-            target = stack.enter_context(deterministic_gzip_writer(target))
+    with _local_output(None if out == "-" else out, gzip_output=out.endswith(".gz")) as target:
         lock = threading.Lock()
 
         def write(data: bytes) -> None:
