@@ -1,0 +1,56 @@
+"""``jit-audit-dev``: the dev package's console script serves the emulator and seeds it, as people run it;
+``jit-audit`` (the product) has neither command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+from jit_audit_dev.stack import free_port
+
+BIN = Path(sys.executable).parent
+
+
+def test_emulator_and_seed_commands() -> None:
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    emulator = subprocess.Popen([str(BIN / "jit-audit-dev"), "emulator", "--port", str(port), "--export-seconds", "0.5"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
+                break
+            except OSError:
+                assert emulator.poll() is None, emulator.stderr.read().decode()  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "the emulator did not answer within 30 s"
+                time.sleep(0.2)
+        env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "PATH": "/usr/bin:/bin"}
+        seeded = subprocess.run([str(BIN / "jit-audit-dev"), "seed", "--endpoint-url", endpoint, "--region",
+                                 "us-east-1", "--requests", "12", "--bucket", "dev-cli-bucket"],
+                                capture_output=True, text=True, env=env, timeout=120)
+        assert seeded.returncode == 0, seeded.stderr
+        assert seeded.stdout.startswith("seeded ") and "of 12 requests into jit_audit" in seeded.stdout
+        events = int(seeded.stdout.split()[1])
+        aws = {"endpoint_url": endpoint, "region_name": "us-east-1", "aws_access_key_id": "testing",
+               "aws_secret_access_key": "testing"}
+        dynamodb = boto3.client("dynamodb", **aws)
+        assert dynamodb.scan(TableName="jit_audit", Select="COUNT")["Count"] == events >= 24
+        assert dynamodb.describe_continuous_backups(TableName="jit_audit")["ContinuousBackupsDescription"][
+            "PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+        assert boto3.client("s3", **aws).get_bucket_lifecycle_configuration(Bucket="dev-cli-bucket")["Rules"]
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=15)
+    assert emulator.returncode == 0, "the emulator must exit cleanly on SIGTERM"
+
+
+def test_the_product_command_has_no_dev_tools() -> None:
+    for command in ("emulator", "seed"):
+        done = subprocess.run([str(BIN / "jit-audit"), command, "--help"], capture_output=True, text=True)
+        assert done.returncode == 2 and "invalid choice" in done.stderr, (command, done.stderr)
