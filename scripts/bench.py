@@ -9,9 +9,12 @@ of the largest process) and a wall clock:
 2. boto3's TypeDeserializer + json, with gzip.open: what most people would write instead
 3. the floor: decompress and recompress the same bytes with our codecs (ISA-L), nothing else
 4. jit-audit flatten --gzip
+5. the same command with its C fast path off (JIT_AUDIT_NO_SPEEDUPS=1): the exact Python path
+   alone, what a machine without a C compiler gets; shows what the C path buys (first size only)
 
-Every pipeline's output is checked to have one line per item. Targets: our CPU <= 0.25x the
-runbook's and <= 1.5x the floor's; our peak RSS < 100 MiB at any size.
+Every pipeline's output is checked to have one line per item, and row 5's to decompress to the
+same bytes as row 4's. Targets: our CPU <= 0.25x the runbook's and <= 1.5x the floor's; our peak RSS < 100 MiB at any
+size; row 4 really runs the C fast path. Row 5 has no target.
 """
 
 from __future__ import annotations
@@ -82,7 +85,9 @@ with open(sys.argv[1], "rb") as raw_in, gzip_reader(raw_in) as source, open(sys.
 '''
 
 
-def measure(argv: list[str], *, stdin: Path | None = None, stdout: Path | None = None) -> dict[str, float]:
+def measure(
+    argv: list[str], *, stdin: Path | None = None, stdout: Path | None = None, env: dict[str, str] | None = None
+) -> dict[str, float]:
     """Run one pipeline; CPU and peak RSS come from the kernel's accounting of the process tree.
 
     A child's peak RSS includes what it shared with this process when it was started, so this
@@ -92,7 +97,7 @@ def measure(argv: list[str], *, stdin: Path | None = None, stdout: Path | None =
     stdout_file = open(stdout, "wb") if stdout else subprocess.DEVNULL
     try:
         started = time.perf_counter()
-        process = subprocess.Popen(argv, stdin=stdin_file, stdout=stdout_file)
+        process = subprocess.Popen(argv, stdin=stdin_file, stdout=stdout_file, env=env)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
     finally:
@@ -116,9 +121,38 @@ print(lines, size)
 """
 
 
-def helper(*argv: str) -> str:
+def helper(*argv: str, env: dict[str, str] | None = None) -> str:
     """Run a helper in its own process (see ``measure``) and return what it printed."""
-    return subprocess.run([PYTHON, *argv], check=True, capture_output=True, text=True).stdout
+    return subprocess.run([PYTHON, *argv], check=True, capture_output=True, text=True, env=env).stdout
+
+
+OURS = "jit-audit flatten --gzip"
+PYTHON_ONLY = "jit-audit flatten --gzip, Python path only"
+NO_SPEEDUPS_ENV = "JIT_AUDIT_NO_SPEEDUPS"  # jit_audit.flatten.NO_SPEEDUPS_ENV; this process imports none of ours
+FAST_PATH = "from jit_audit import flatten; print(flatten.FAST_PATH)"
+
+
+def environment(*, fast_path: bool) -> dict[str, str]:
+    """The environment of our pipeline: the C fast path on (as installed) or turned off."""
+    env = {name: value for name, value in os.environ.items() if name != NO_SPEEDUPS_ENV}
+    if not fast_path:
+        env[NO_SPEEDUPS_ENV] = "1"
+    return env
+
+
+DIGEST = """import hashlib, sys
+from jit_audit.codecs import gzip_reader
+digest = hashlib.sha256()
+with open(sys.argv[1], "rb") as raw, gzip_reader(raw) as source:
+    while chunk := source.read(1 << 20):
+        digest.update(chunk)
+print(digest.hexdigest())
+"""
+
+
+def content_digest(path: Path) -> str:
+    """SHA-256 of a gzip file's decompressed bytes (its gzip bytes depend on how it was written)."""
+    return helper("-c", DIGEST, str(path)).strip()
 
 
 def count_lines(path: Path) -> tuple[int, int]:
@@ -152,37 +186,50 @@ def run_pipelines(export: Path, items: int, work: Path, skip_slow: bool) -> list
         "floor: ISA-L decompress + recompress",
         [PYTHON, str(floor), str(export), str(work / "floor.json.gz")], None, None, work / "floor.json.gz",
     ))
-    pipelines.append((
-        "jit-audit flatten --gzip",
-        [str(BIN / "jit-audit"), "flatten", "--gzip"], export, work / "ours.jsonl.gz", work / "ours.jsonl.gz",
-    ))
+    flatten = [str(BIN / "jit-audit"), "flatten", "--gzip"]
+    pipelines.append((OURS, flatten, export, work / "ours.jsonl.gz", work / "ours.jsonl.gz"))
+    if not skip_slow:
+        pipelines.append((PYTHON_ONLY, flatten, export, work / "python.jsonl.gz", work / "python.jsonl.gz"))
     results = []
     for name, argv, stdin, stdout, output in pipelines:
-        figures = measure(argv, stdin=stdin, stdout=stdout)
+        env = environment(fast_path=name != PYTHON_ONLY)
+        figures = measure(argv, stdin=stdin, stdout=stdout, env=env)
         lines, _ = count_lines(output)
         if lines != items:
             raise SystemExit(f"{name}: wrote {lines} lines for {items} items")
         figures.update(name=name, items_per_s=items / figures["wall"], lines=lines)
+        if name in (OURS, PYTHON_ONLY):  # which path that command took, asked in the same environment
+            figures["fast_path"] = helper("-c", FAST_PATH, env=env).strip() == "True"
         results.append(figures)
         print(f"  measured {name}: {figures['cpu']:.2f} s CPU", flush=True)
+    if not skip_slow and content_digest(work / "ours.jsonl.gz") != content_digest(work / "python.jsonl.gz"):
+        raise SystemExit(f"{PYTHON_ONLY}: its output differs from {OURS}'s")
     return results
 
 
 def print_table(results: list[dict], items: int, size_mb: float) -> bool:
     by_name = {result["name"]: result for result in results}
-    ours = by_name["jit-audit flatten --gzip"]
+    ours = by_name[OURS]
     floor = by_name["floor: ISA-L decompress + recompress"]
     runbook = by_name.get("runbook: zcat | convert.py | gzip")
+    python_only = by_name.get(PYTHON_ONLY)
     print(f"\nFlattening {items:,} items ({size_mb:,.0f} MB of DynamoDB JSON, gzipped):\n")
-    header = f"{'pipeline':<38} {'CPU s':>7} {'wall s':>7} {'items/s':>11} {'peak RSS MiB':>13} {'CPU/runbook':>12} {'CPU/floor':>10}"
+    header = f"{'pipeline':<44} {'CPU s':>7} {'wall s':>7} {'items/s':>11} {'peak RSS MiB':>13} {'CPU/runbook':>12} {'CPU/floor':>10}"
     print(header)
     print("-" * len(header))
     for result in results:
         versus_runbook = f"{result['cpu'] / runbook['cpu']:.3f}x" if runbook else "-"
-        print(f"{result['name']:<38} {result['cpu']:>7.2f} {result['wall']:>7.2f} {result['items_per_s']:>11,.0f} "
+        print(f"{result['name']:<44} {result['cpu']:>7.2f} {result['wall']:>7.2f} {result['items_per_s']:>11,.0f} "
               f"{result['rss_mib']:>13.1f} {versus_runbook:>12} {result['cpu'] / floor['cpu']:>9.2f}x")
+    if python_only:
+        print(f"\nThe C fast path: {python_only['cpu'] / ours['cpu']:.1f}x less CPU than the Python path alone "
+              f"({python_only['cpu']:.2f} s -> {ours['cpu']:.2f} s), same flattened output.")
     checks = [(f"our peak RSS {ours['rss_mib']:.1f} MiB < 100 MiB", ours["rss_mib"] < 100),
-              (f"our CPU {ours['cpu'] / floor['cpu']:.2f}x the floor <= 1.5x", ours["cpu"] <= 1.5 * floor["cpu"])]
+              (f"our CPU {ours['cpu'] / floor['cpu']:.2f}x the floor <= 1.5x", ours["cpu"] <= 1.5 * floor["cpu"]),
+              ("our flatten ran its C fast path (jit_audit._speedups built and imported)", ours["fast_path"])]
+    if python_only:
+        checks.append((f"the Python-only row ran without the C fast path ({NO_SPEEDUPS_ENV}=1)",
+                       not python_only["fast_path"]))
     if runbook:
         checks.append((f"our CPU {ours['cpu'] / runbook['cpu']:.3f}x the runbook's <= 0.25x", ours["cpu"] <= 0.25 * runbook["cpu"]))
     print()

@@ -32,18 +32,25 @@
 typedef struct {
     const unsigned char *p;
     const unsigned char *end; /* end of the current line (points at '\n') */
-    const unsigned char *readable_end; /* end of the input buffer: 16-byte loads stay below it */
+    const unsigned char *readable_end; /* end of the input buffer: emit_token's 16-byte loads stay below it */
     char *out;                /* start of the output buffer */
     char *w;                  /* write position */
     int failed;               /* 1: hand the line to the Python path; 2: out of memory */
     int depth;
 } Parser;
 
-/* Copy a token; short ones (most names and values) with one unaligned 16-byte move. */
+/*
+ * Copy a token of the input; short ones (most names and values) with unaligned 16-byte moves.
+ *
+ * `src` must point into the input buffer (parser->p's buffer, which ends at readable_end): the
+ * fast branch reads whole 16-byte blocks, up to 15 bytes past the token, and decides whether it
+ * may by comparing src with readable_end, which is only meaningful (and only defined C) for two
+ * pointers into the same object. Constant text is written with EMIT_LITERAL instead.
+ */
 static inline void emit_token(Parser *parser, const unsigned char *src, Py_ssize_t n) {
 #ifdef __SSE2__
     if (n <= 64 && parser->readable_end - src >= 64) {
-        /* Whole 16-byte blocks: the output has room to spare and the input is readable. */
+        /* Whole 16-byte blocks: the output has room to spare and these input bytes are readable. */
         char *w = parser->w;
         for (Py_ssize_t done = 0; done < n; done += 16) {
             _mm_storeu_si128((__m128i *)(w + done), _mm_loadu_si128((const __m128i *)(src + done)));
@@ -56,7 +63,18 @@ static inline void emit_token(Parser *parser, const unsigned char *src, Py_ssize
     parser->w += n;
 }
 
+/* A token of the input buffer (never constant text: see emit_token). */
 #define EMIT(parser, src, n) emit_token((parser), (const unsigned char *)(src), (Py_ssize_t)(n))
+
+/*
+ * Constant text ("true", "false", "null"): a copy of exactly its length, which the compiler turns
+ * into one or two plain stores. The "" "" forces a string literal, so sizeof is its length + 1.
+ */
+#define EMIT_LITERAL(parser, text)                                   \
+    do {                                                             \
+        memcpy((parser)->w, "" text "", sizeof("" text "") - 1);     \
+        (parser)->w += sizeof("" text "") - 1;                       \
+    } while (0)
 
 #define EMIT_CHAR(parser, c) (*(parser)->w++ = (char)(c))
 
@@ -412,14 +430,14 @@ static int flatten_value(Parser *parser) {
         skip_ws(parser);
         if (parser->p < parser->end && *parser->p == 't') {
             if (literal(parser, "true", 4) < 0) return -1;
-            EMIT(parser, "true", 4);
+            EMIT_LITERAL(parser, "true");
         } else {
             if (literal(parser, "false", 5) < 0) return -1;
-            EMIT(parser, "false", 5);
+            EMIT_LITERAL(parser, "false");
         }
     } else if (tag_len == 4 && memcmp(tag, "NULL", 4) == 0) {
         if (literal(parser, "true", 4) < 0) return -1;
-        EMIT(parser, "null", 4);
+        EMIT_LITERAL(parser, "null");
     } else if (tag_len == 2 && (memcmp(tag, "SS", 2) == 0 || memcmp(tag, "BS", 2) == 0)) {
         if (flatten_string_set(parser) < 0) return -1;
     } else {

@@ -17,6 +17,7 @@ and line: nothing is skipped.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -215,10 +216,26 @@ def flatten_lines(lines: Iterable[bytes], source: str, view: str | None = None) 
             raise FlattenError(source, line_number, str(error)) from None
 
 
-try:  # the C fast path; without a compiler the exact Python path does everything, only slower
-    from jit_audit._speedups import flatten_into as _flatten_into
-except ImportError:  # pragma: no cover - exercised where the extension is not built
-    _flatten_into = None
+#: Set this environment variable to 1 to leave the C fast path out: the exact Python path then
+#: flattens everything, as where the extension is not built (``make bench`` measures it this way).
+#: Read once, when this module is imported.
+NO_SPEEDUPS_ENV = "JIT_AUDIT_NO_SPEEDUPS"
+
+
+def _fast_path() -> Callable[..., tuple[int, int, int, int]] | None:
+    """The C fast path's ``flatten_into``, or None: not built, or turned off by NO_SPEEDUPS_ENV."""
+    if os.environ.get(NO_SPEEDUPS_ENV, "") not in ("", "0"):
+        return None
+    try:  # without a compiler the exact Python path does everything, only slower
+        from jit_audit._speedups import flatten_into
+    except ImportError:  # pragma: no cover - exercised where the extension is not built
+        return None
+    return flatten_into
+
+
+_flatten_into = _fast_path()
+#: True when ``flatten_stream`` uses the C fast path: it is built and not turned off by NO_SPEEDUPS_ENV.
+FAST_PATH = _flatten_into is not None
 
 #: How much decompressed input is read at a time; memory stays near a few of these.
 CHUNK_SIZE = 1 << 20

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import io
 import json
@@ -12,7 +13,15 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from jit_audit.flatten import FlattenError, flatten_line, flatten_lines, flatten_stream, open_text_or_gzip
+from jit_audit.flatten import (
+    FAST_PATH,
+    NO_SPEEDUPS_ENV,
+    FlattenError,
+    flatten_line,
+    flatten_lines,
+    flatten_stream,
+    open_text_or_gzip,
+)
 
 
 def flat(item: dict) -> dict:
@@ -186,3 +195,179 @@ def test_progress_is_reported_with_items_bytes_and_rate():
     assert count == 5
     assert reports and reports[-1].startswith("5 items, 0.0 MB in ")
     assert reports[-1].endswith("items/s)")
+
+
+# ---------------------------------------------------------------------------------------------
+# The C fast path (jit_audit._speedups.flatten_into), every branch of it, byte for byte against
+# the Python path. tests/core/test_speedups_sanitizers.py also runs these under ASan and UBSan.
+# ---------------------------------------------------------------------------------------------
+
+ESCAPED = '"\\\b\f\n\r\t\x01\x1f'  # json.dumps writes \" \\ \b \f \n \r \t \u0001 \u001f: all copied by C
+ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ" * 2
+
+
+def c_flatten_into():
+    """The compiled flatten_into: fails (never skips, never falls back) when it is not there."""
+    if not FAST_PATH:
+        pytest.fail(
+            f"jit_audit._speedups did not build (or {NO_SPEEDUPS_ENV} is set): the C fast path is missing, "
+            "so the fast-path tests would run the Python path twice; see the compiler output of "
+            "`pip install -e .`",
+            pytrace=False,
+        )
+    from jit_audit import _speedups
+
+    return _speedups.flatten_into
+
+
+def nested(depth: int) -> dict:
+    value: dict = {"BOOL": depth % 2 == 0}
+    for level in range(depth - 1):
+        value = {"L": [value, {"NULL": True}]} if level % 2 else {"M": {"k": value, "f": {"BOOL": False}}}
+    return value
+
+
+def c_path_items() -> list[dict]:
+    """Items the C path must take whole: every tag it handles, every string length 0..40."""
+    items: list[dict] = [{}, {"t": {"BOOL": True}, "f": {"BOOL": False}, "z": {"NULL": True}}]
+    for length in range(41):
+        text = ALPHABET[:length]
+        digits = ("1234567890" * 4)[:length] or "0"
+        numbers = [digits, "-" + digits, digits[:1] + "." + digits[1:] if length > 1 else "0.5",
+                   digits + "E+12", "-0." + digits + "e-7", "0", "-0"]
+        items.append({
+            "s": {"S": text}, text or "empty": {"S": text[::-1]},
+            "b": {"B": base64.b64encode(bytes(range(length))).decode()},
+            **{f"n{index}": {"N": number} for index, number in enumerate(numbers)},
+            # constants after a token of every length: each lands at every offset of a 16-byte block
+            "l": {"L": [{"S": text}, {"BOOL": True}, {"NULL": True}, {"BOOL": False}, {"M": {text or "x": {"NULL": True}}}]},
+        })
+        items.append({
+            **{f"e{index}": {"S": text[: length // 2] + char + text[length // 2 :]} for index, char in enumerate(ESCAPED)},
+            "u2": {"S": text + "é" + "z" * 17}, "u3": {"S": text + "€" + "z" * 17}, "u4": {"S": text + "\U0001f600z"},
+            "mix": {"S": "é€\U0001f600" * (length % 7)},
+            "ss": {"SS": [ALPHABET[index:] + "é" * (index % 3) for index in range(length, -1, -1)]},  # 1..41 members
+            "bs": {"BS": [base64.b64encode(bytes([index]) * (index % 9)).decode() for index in range(length + 1)]},
+        })
+    items.append({"deep": nested(60), "m": {"M": {}}, "l": {"L": []}, "ls": {"L": [{"SS": ["b", "a", "a b", "ab", ""]}]}})
+    sort_key = {"S": "2026-01-15T10:00:00Z#ev#1"}
+    items += [
+        {"event_time_event_id": sort_key},
+        {"a": {"S": "x"}, "event_time_event_id": sort_key, "event_time": {"S": "given"}},
+        {"event_id": {"N": "7"}, "event_time_event_id": sort_key},
+        {"event_time_event_id": sort_key, "event_time": {"NULL": True}, "event_id": {"BOOL": False}},
+        {"event_time_event_id": {"S": "no hash"}},
+        {"event_time_event_id": {"S": "#"}},
+        {"event_time_event_id": {"N": "5"}},
+    ]
+    return items
+
+
+def c_path_lines() -> list[bytes]:
+    """Each item compact, with json.dumps' spaces, and with a \\r\\n ending."""
+    lines = []
+    for item in c_path_items():
+        record = {"Item": item}
+        lines.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+        lines.append(json.dumps(record, ensure_ascii=False).encode() + b"\n")
+        lines.append(b" \t" + json.dumps(record, ensure_ascii=False, separators=(" , ", " : ")).encode() + b" \r\n")
+    return lines
+
+
+# Lines the C path must hand to the Python path untouched (status 1), which flattens them or fails.
+HANDED_BACK = [
+    b'{"Item":{"ns":{"NS":["10","9"]}}}',
+    b'{"Item":{"ss":{"SS":["a\\nb","a"]}}}',
+    b'{"Item":{"a\\tb":{"S":"x"}}}',
+    b'{"Item":{"s":{"S":"caf\\u00e9"}}}',
+    b'{"Item":{"s":{"S":"line\\u000a"}}}',
+    b'{"Item":{"s":{"S":"\\/"}}}',
+    b'{"Item":{"a":{"N":"+1"},"b":{"N":".5"},"c":{"N":"007"}}}',
+    b'{"Item":{"a":{"N":"1e"}}}',
+    b'{"Item":{"a":{"NULL":false}}}',
+    b'{"Item":{"a":{"Q":"1"}}}',
+    b'{"Item":{"a":{"ABCDE":"1"}}}',
+    b'{"Item":{"a":{"s":"1"}}}',
+    b'{"Item":{"a":{"SS":[]}}}',
+    b'{"Item":{"event_time_event_id":{"S":"a\\"b#c"}}}',
+    b'{"Item":{"s":{"S":"raw\x01control"}}}',
+    b'{"Item":{"s":{"S":"bad \xc3\x28 utf8"}}}',
+    b'{"Item":{"s":{"S":"\xed\xa0\x80 surrogate"}}}',
+    b'{"Item":{"s":{"S":"lead \x80 and \xff bytes"}}}',
+    b'{"Item":{"s":{"S":"\\u001g \\u001F"}}}',
+    b'{"Item":{"a":{"S":"x"};"b":{"S":"y"}}}',
+    b'{"Item":{"a":{"SS":["a";"b"]}}}',
+    b'{"Item":{"a":{"L":[{"S":"x"};{"S":"y"}]}}}',
+    b'{"Item":{"a":{"S":"x"}},"Extra":1}',
+    b'{"Keys":{"a":{"S":"x"}},"Metadata":{"WriteTimestampMicros":{"N":"1"}}}',
+    json.dumps({"Item": {"deep": nested(70)}}).encode(),
+]
+
+
+def test_c_fast_path_takes_every_value_it_handles_and_writes_the_python_paths_bytes():
+    flatten_into = c_flatten_into()
+    lines = c_path_lines()
+    for line in lines:
+        room = 3 * (len(line) - 1) + 64  # exactly the room flatten_into asks for
+        out = bytearray(room)
+        written, end, count, status = flatten_into(line, 0, len(line), out)
+        assert (end, count, status) == (len(line), 1, 0), line
+        assert bytes(out[:written]) == flatten_line(line), line
+        written, end, count, status = flatten_into(line, 0, len(line), bytearray(room - 1))
+        assert (written, end, count, status) == (0, 0, 0, 2), line
+    blob = b"".join(lines)
+    out = bytearray(3 * len(blob) + 64)
+    written, end, count, status = flatten_into(blob, 0, len(blob), out)
+    assert (end, count, status) == (len(blob), len(lines), 0)
+    assert bytes(out[:written]) == b"".join(flatten_line(line) for line in lines)
+    written, end, count, status = flatten_into(blob, len(lines[0]), len(blob) - 1, out)  # last line partial
+    assert (end, count, status) == (len(blob) - len(lines[-1]), len(lines) - 2, 0)
+
+
+def test_c_fast_path_hands_back_what_it_does_not_handle_and_the_stream_is_still_exact():
+    flatten_into = c_flatten_into()
+    good = c_path_lines()[3:6]
+    before = b"".join(flatten_line(line) for line in good)
+    for line in HANDED_BACK:
+        line += b"\n"
+        out = bytearray(3 * len(line) + 64)
+        assert flatten_into(line, 0, len(line), out) == (0, 0, 0, 1), line
+        blob = b"".join(good) + line + good[0]
+        written, end, count, status = flatten_into(blob, 0, len(blob), bytearray(3 * len(blob) + 64))
+        assert (end, count, status) == (len(b"".join(good)), 3, 1), line
+        assert written == len(before), line
+        try:
+            expected: bytes | None = before + flatten_line(line) + flatten_line(good[0])
+        except ValueError:
+            expected = None  # the Python path refuses the line: the stream must stop there
+        for fast in (True, False):
+            chunks: list[bytes] = []
+            write = chunks.append
+            if expected is None:
+                with pytest.raises(FlattenError) as caught:
+                    flatten_stream(io.BytesIO(blob), lambda data, write=write: write(bytes(data)), "x", use_fast_path=fast)
+                assert caught.value.line_number == 4, line
+                assert b"".join(chunks) == before, line
+            else:
+                count = flatten_stream(io.BytesIO(blob), lambda data, write=write: write(bytes(data)), "x",
+                                       use_fast_path=fast)
+                assert (count, b"".join(chunks)) == (5, expected), line
+
+
+def test_c_fast_path_stops_inside_every_truncated_line():
+    """Every prefix of a line is incomplete: the C path reads nothing past the line and hands it back."""
+    flatten_into = c_flatten_into()
+    rich = [line for line in c_path_lines() if b"deep" in line or b'"mix"' in line][:4] + [HANDED_BACK[0] + b"\n"]
+    for line in rich:
+        content = line.rstrip(b" \r\n")
+        for cut in range(len(content)):
+            piece = bytes(content[:cut]) + b"\n"  # its own object, so a read past it is a read past an object
+            assert flatten_into(piece, 0, len(piece), bytearray(3 * len(piece) + 64))[2:] == (0, 1), piece
+
+
+def test_c_fast_path_checks_its_arguments():
+    flatten_into = c_flatten_into()
+    for start, stop in ((-1, 1), (0, 99), (2, 1)):
+        with pytest.raises(ValueError, match="start/stop out of range"):
+            flatten_into(b'{"Item":{}}\n', start, stop, bytearray(100))
+    assert flatten_into(b'{"Item":{}}', 0, 11, bytearray(100)) == (0, 0, 0, 0)  # no newline yet: wait for more

@@ -2,6 +2,8 @@
 
 Every property runs on each way in: ``flatten_line``, and ``flatten_stream`` with its C fast path
 and with the Python reference path (``use_fast_path=False``), so a divergent fast path fails here.
+Without the C extension (or with ``JIT_AUDIT_NO_SPEEDUPS`` set) every test here fails: the "fast"
+way in would be the Python path again, and passing would prove nothing about the C code.
 The behaviour is checked against two oracles that share no code with the module:
 
 * the contract, evaluated directly on the generated DynamoDB JSON (``expected_item``): exact number
@@ -20,6 +22,7 @@ import base64
 import copy
 import io
 import json
+import os
 import random
 import re
 from dataclasses import dataclass
@@ -32,15 +35,37 @@ from boto3.dynamodb.types import DYNAMODB_CONTEXT, Binary, TypeDeserializer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jit_audit.flatten import FlattenError, flatten_line, flatten_lines, flatten_stream
+from jit_audit.flatten import (
+    FAST_PATH,
+    NO_SPEEDUPS_ENV,
+    FlattenError,
+    flatten_line,
+    flatten_lines,
+    flatten_stream,
+)
 
+# JIT_AUDIT_PROPERTY_EXAMPLES: fewer examples for slow runs (the sanitizer run in
+# tests/core/test_speedups_sanitizers.py); 300 otherwise.
 settings.register_profile(
     "jit-audit-flatten-properties",
     deadline=None,
-    max_examples=300,
+    max_examples=int(os.environ.get("JIT_AUDIT_PROPERTY_EXAMPLES", "300")),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 PROPERTIES = settings.get_profile("jit-audit-flatten-properties")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def c_fast_path() -> None:
+    """The "flatten_stream-fast" way in must be the C extension: fail, never fall back, without it."""
+    if not FAST_PATH:
+        pytest.fail(
+            f"jit_audit._speedups did not build (or {NO_SPEEDUPS_ENV} is set): the C fast path is missing, "
+            "so the fast-path tests would run the Python path twice; see the compiler output of "
+            "`pip install -e .`",
+            pytrace=False,
+        )
+
 
 SOURCE = "s3://exports/AWSDynamoDB/0001/data/abc.json.gz"
 SORT_KEY = "event_time_event_id"
