@@ -10,7 +10,7 @@ that silently stops running (a renamed fence) fails the count.
 
 Then the outcomes: the triggered runs succeeded and published what they should, the backfill made
 one run per date, the logs came back as text, the re-runs ran again, and ``jit-audit verify`` said
-OK. Dates 27, 26 and 25 days back: no other live module uses them (they use 2-4, 6, 8, 10-20 and 40
+OK. What every block printed is kept in ``test-artifacts/operating-doc.log``. Dates 27, 26 and 25 days back: no other live module uses them (they use 2-4, 6, 8, 10-20 and 40
 days back), and all are inside the stack's 35-day recovery history.
 """
 
@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 from jit_api_server import JitApiServer, running, summary
 from livelib import (
+    ARTIFACTS,
     BUCKET,
     PREFIX,
     adhoc_prefix,
@@ -181,6 +182,8 @@ def test_every_command_block_runs_against_the_live_stack(live_stack, live_aws, s
     finally:
         live_stack.api("DELETE", api_path("connections", JIT_API_CONNECTION), allow=(404,))
     seconds = time.monotonic() - started
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "operating-doc.log").write_text(result.stdout + result.stderr)  # what each block printed
     outputs, starts, shared = _split(result.stdout)
     timings = [f"block {index}: {starts[index + 1] - starts[index]:.1f} s"
                for index in range(len(blocks)) if index + 1 in starts]
