@@ -1,7 +1,9 @@
 """The gzip codecs every step uses: ISA-L (the same gzip format as zlib, several times faster).
 
-Parts are written without a file name or timestamp in the gzip header, so the same content always
-gives the same bytes: re-running a date republishes byte-identical parts.
+Parts are written without a file name or timestamp in the gzip header, and the compressor is fed in
+blocks of exactly ``BLOCK_BYTES`` whatever the sizes of the writes (a deflate stream depends on how
+its input was cut), so the same content always gives the same bytes: re-running a date, on the C
+fast path or the Python one, reading S3 in any piece size, republishes byte-identical parts.
 """
 
 from __future__ import annotations
@@ -17,9 +19,51 @@ OUTPUT_LEVEL = 2
 CODEC_ERRORS: tuple[type[BaseException], ...] = (EOFError, OSError, isal_zlib.error)  # type: ignore[assignment]
 
 
+#: The compressor's input comes in blocks of exactly this size (the last one shorter).
+BLOCK_BYTES = 1 << 20
+
+
+class _BlockWriter:
+    """A gzip writer whose bytes depend only on the content written, not on how the writes were cut."""
+
+    def __init__(self, stream: Any) -> None:
+        self._gzip = igzip.IGzipFile(filename="", mode="wb", fileobj=stream, mtime=0, compresslevel=OUTPUT_LEVEL)
+        self._pending = bytearray()
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        pending = self._pending
+        pending += data
+        if len(pending) >= BLOCK_BYTES:
+            whole = len(pending) - len(pending) % BLOCK_BYTES
+            with memoryview(pending) as view:
+                for start in range(0, whole, BLOCK_BYTES):
+                    self._gzip.write(view[start : start + BLOCK_BYTES])
+            del pending[:whole]
+        return len(data)
+
+    def close(self) -> None:
+        """Compress what is pending and write the gzip trailer (a second call does nothing)."""
+        if self._gzip.closed:
+            return
+        if self._pending:
+            self._gzip.write(self._pending)
+            self._pending.clear()
+        self._gzip.close()
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._gzip.closed)
+
+    def __enter__(self) -> _BlockWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def deterministic_gzip_writer(stream: Any) -> Any:
-    """gzip with no name and no timestamp in its header, so equal input gives equal bytes."""
-    return igzip.IGzipFile(filename="", mode="wb", fileobj=stream, mtime=0, compresslevel=OUTPUT_LEVEL)
+    """gzip with no name and no timestamp in its header, fed in fixed blocks: equal content, equal bytes."""
+    return _BlockWriter(stream)
 
 
 def gzip_reader(stream: Any) -> Any:
