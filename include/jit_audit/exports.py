@@ -7,9 +7,8 @@ the command line), so the rules here are the same wherever they run.
 from __future__ import annotations
 
 import logging
-import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from jit_audit.layout import client_token
+from jit_audit.retry import Backoff, retrying
 
 log = logging.getLogger(__name__)
 
@@ -48,24 +48,17 @@ class ExportStartRefused(RuntimeError):
 START_REFUSALS = ("LimitExceededException", "ThrottlingException")
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Capped exponential backoff with jitter: ``base, 2*base, 4*base...`` up to ``cap`` seconds,
-    each delay drawn from its upper half so that concurrent runs do not retry in lockstep."""
-
-    attempts: int = 6
-    base_seconds: float = 1.0
-    cap_seconds: float = 60.0
-
-    def delays(self) -> Iterator[float]:
-        """The waits between ``attempts`` tries (one fewer than the tries)."""
-        for retry in range(self.attempts - 1):
-            ceiling = min(self.cap_seconds, self.base_seconds * 2**retry)
-            yield random.uniform(ceiling / 2, ceiling)
+#: Six tries over about a minute (waits with 1, 2, 4, 8, 16 s ceilings); the task's own retries come after.
+START_EXPORT_BACKOFF = Backoff(attempts=6, base_seconds=1.0, cap_seconds=60.0)
 
 
-#: Six tries over about a minute (1, 2, 4, 8, 16 s ceilings); the task's own retries come after.
-START_EXPORT_BACKOFF = Backoff()
+def _error_code(error: BaseException) -> str:
+    return str(error.response.get("Error", {}).get("Code", "")) if isinstance(error, ClientError) else ""
+
+
+def _refused_for_now(error: BaseException) -> bool:
+    """DynamoDB started nothing and the same request may succeed later (:data:`START_REFUSALS`)."""
+    return _error_code(error) in START_REFUSALS
 
 
 def _start_export(
@@ -75,26 +68,18 @@ def _start_export(
 
     Safe to repeat: every try carries the same ClientToken, so DynamoDB starts at most one export.
     """
-    delays = backoff.delays()
-    tries = 0
-    while True:
-        tries += 1
-        try:
-            return client.export_table_to_point_in_time(**request)["ExportDescription"]
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code")
-            if code not in START_REFUSALS:
-                raise
-            delay = next(delays, None)
-            if delay is None:
-                raise ExportStartRefused(
-                    f"DynamoDB refused to start the export {tries} times ({code}: "
-                    f"{error.response.get('Error', {}).get('Message', '')}); nothing was started. "
-                    "A later retry can succeed once other exports or table operations finish."
-                ) from error
-            log.warning("DynamoDB refused to start the export (%s, try %d of %d); retrying in %.1f s "
-                        "with the same ClientToken", code, tries, backoff.attempts, delay)
-            sleep(delay)
+    attempts = retrying(backoff, retry_if=_refused_for_now, action="ExportTableToPointInTime (same ClientToken)",
+                        reason=_error_code, log=log, sleep=sleep)
+    try:
+        return attempts(lambda: client.export_table_to_point_in_time(**request)["ExportDescription"])
+    except ClientError as error:
+        if not _refused_for_now(error):
+            raise
+        raise ExportStartRefused(
+            f"DynamoDB refused to start the export {backoff.attempts} times ({_error_code(error)}: "
+            f"{error.response.get('Error', {}).get('Message', '')}); nothing was started. "
+            "A later retry can succeed once other exports or table operations finish."
+        ) from error
 
 
 @dataclass(frozen=True)

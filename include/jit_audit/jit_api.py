@@ -50,6 +50,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from jit_audit.params import CHANNEL_ID, QueryParamError
+from jit_audit.retry import Backoff, retrying
 
 log = logging.getLogger(__name__)
 
@@ -296,38 +297,39 @@ class JitApiClient:
     def requests_path(self) -> str:
         return f"{self.path_prefix}/{REQUESTS_PATH}"
 
+    @property
+    def backoff(self) -> Backoff:
+        """``max_attempts`` tries per request, waits doubling from ``backoff_seconds`` up to ``max_backoff_seconds``."""
+        return Backoff(self.max_attempts, self.backoff_seconds, self.max_backoff_seconds)
+
     def get_json(self, path: str, params: Sequence[tuple[str, str]]) -> Any:
         """One signed GET, retried on 429/5xx and dropped connections; the decoded JSON body."""
         query = canonical_query(params)
         target = f"{path}?{query}" if query else path
-        for attempt in range(1, self.max_attempts + 1):
-            # A fresh timestamp and nonce on every attempt: the service refuses a nonce it has seen.
-            headers = signed_headers(self.key_id, self._secret, "GET", path, query,
-                                     timestamp=utc_timestamp(self._clock()), nonce=self._nonce())
-            headers.update({"Accept": "application/json", "User-Agent": "jit-audit-export"})
+        attempts = retrying(self.backoff, retry_if=_retryable, action=f"GET {path}", reason=_retry_reason,
+                            retry_after=_retry_after, log=log, sleep=self._sleep)
+        try:
+            status, body = attempts(self._get_once, path, query, target)
+        except _RetryableStatus as last:  # still refused after the last attempt
+            status, body = last.status, last.body
+        except (OSError, http.client.HTTPException) as error:
+            raise JitApiError(f"GET {path} failed after {self.max_attempts} attempts: {type(error).__name__}: {error}") from None
+        if status == 200:
             try:
-                status, response_headers, body = self._send("GET", target, headers)
-            except (OSError, http.client.HTTPException) as error:
-                if attempt == self.max_attempts:
-                    raise JitApiError(f"GET {path} failed after {attempt} attempts: {type(error).__name__}: {error}") from None
-                delay = self._backoff(attempt, None)
-                log.warning("GET %s: %s; retrying in %.1f s (attempt %d of %d)", path, type(error).__name__,
-                            delay, attempt, self.max_attempts)
-                self._sleep(delay)
-                continue
-            if status in RETRY_STATUSES and attempt < self.max_attempts:
-                delay = self._backoff(attempt, response_headers.get("retry-after"))
-                log.warning("GET %s: HTTP %d; retrying in %.1f s (attempt %d of %d)", path, status, delay,
-                            attempt, self.max_attempts)
-                self._sleep(delay)
-                continue
-            if status == 200:
-                try:
-                    return json.loads(body)
-                except ValueError:
-                    raise JitApiError(f"GET {path}: HTTP 200 but the body is not JSON") from None
-            raise self._error(path, status, body, attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+                return json.loads(body)
+            except ValueError:
+                raise JitApiError(f"GET {path}: HTTP 200 but the body is not JSON") from None
+        raise self._error(path, status, body, self.max_attempts)
+
+    def _get_once(self, path: str, query: str, target: str) -> tuple[int, bytes]:
+        """One attempt: signed afresh (the service refuses a nonce it has seen); a 429 or 5xx raises."""
+        headers = signed_headers(self.key_id, self._secret, "GET", path, query,
+                                 timestamp=utc_timestamp(self._clock()), nonce=self._nonce())
+        headers.update({"Accept": "application/json", "User-Agent": "jit-audit-export"})
+        status, response_headers, body = self._send("GET", target, headers)
+        if status in RETRY_STATUSES:
+            raise _RetryableStatus(status, response_headers.get("retry-after"), body)
+        return status, body
 
     def _send(self, method: str, target: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         """One HTTP exchange; http.client follows no redirects and reads no proxy settings."""
@@ -346,19 +348,6 @@ class JitApiClient:
             return response.status, {name.lower(): value for name, value in response.getheaders()}, body
         finally:
             connection.close()
-
-    def _backoff(self, attempt: int, retry_after: str | None) -> float:
-        delay = min(self.backoff_seconds * 2 ** (attempt - 1), self.max_backoff_seconds)
-        if retry_after:
-            try:
-                seconds = float(retry_after)
-            except ValueError:
-                try:
-                    seconds = (parsedate_to_datetime(retry_after) - datetime.now(UTC)).total_seconds()
-                except (TypeError, ValueError):
-                    seconds = delay
-            delay = min(max(delay, seconds), self.max_backoff_seconds)
-        return delay
 
     def _error(self, path: str, status: int, body: bytes, attempts: int) -> JitApiError:
         code, detail = _error_body(body)
@@ -409,6 +398,39 @@ class JitApiClient:
         items: list[dict[str, Any]] = []
         fetch_summaries(self, query, items.append)
         return items
+
+
+class _RetryableStatus(Exception):
+    """A 429 or 5xx answer: worth another attempt (it carries the answer, for when none is left)."""
+
+    def __init__(self, status: int, retry_after: str | None, body: bytes) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.retry_after = retry_after
+        self.body = body
+
+
+def _retryable(error: BaseException) -> bool:
+    return isinstance(error, _RetryableStatus | OSError | http.client.HTTPException)
+
+
+def _retry_reason(error: BaseException) -> str:
+    return str(error) if isinstance(error, _RetryableStatus) else type(error).__name__
+
+
+def _retry_after(error: BaseException) -> float | None:
+    """The seconds a 429/503's ``Retry-After`` asks for (a number or an HTTP date); None if absent or unreadable."""
+    value = error.retry_after if isinstance(error, _RetryableStatus) else None
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+    except (TypeError, ValueError):
+        return None
 
 
 def fetch_summaries(client: JitApiClient, query: SummaryQuery, emit: Callable[[dict[str, Any]], Any]) -> SummaryResult:

@@ -12,6 +12,10 @@ never sees a half-written snapshot:
 
 An incremental export (the changes of one window) uses ``change_window=<from>_<to>`` (both as
 ``YYYYMMDDTHHMMSSZ``) where a full snapshot uses ``export_time=`` and ``snapshot_date=``.
+
+This module is the one place that knows these names: :class:`SnapshotLayout` gives every key of one
+snapshot, :class:`Partition` one published partition (found again by listing, see
+``jit_audit.partitions``), :func:`table_prefix` a table's folder. Plain key arithmetic, no S3 call.
 """
 
 from __future__ import annotations
@@ -23,25 +27,78 @@ from typing import Any
 
 MANIFEST_NAME = "_manifest.json"
 SUCCESS_NAME = "_SUCCESS"
+#: The folder of each table under ``<prefix>/jsonl/``: ``table=<table>/``.
+TABLE_DIR = "table="
+#: The folder of each kind of partition under a table's prefix: ``<dir><label>/``.
+PARTITION_DIRS = {"snapshot": "snapshot_date=", "changes": "change_window="}
+_WINDOW_LABEL = "%Y%m%dT%H%M%SZ"
 
 
 def normalise_prefix(prefix: str) -> str:
-    """Strip slashes so that keys join with exactly one ``/`` and an empty prefix adds nothing."""
-    return prefix.strip().strip("/")
+    """A prefix as a folder: ``a/b``, `` /a/b/ `` both become ``a/b/``; empty (the bucket root) stays ``""``.
+
+    Keys join it by concatenation (``normalise_prefix(p) + "jsonl/"``), with exactly one ``/``.
+    """
+    prefix = prefix.strip().strip("/")
+    return f"{prefix}/" if prefix else ""
 
 
-def _join(*parts: str) -> str:
-    return "/".join(part for part in parts if part)
+def jsonl_prefix(prefix: str) -> str:
+    """``<prefix>/jsonl/``: where every table's published partitions live."""
+    return f"{normalise_prefix(prefix)}jsonl/"
 
 
 def table_prefix(prefix: str, table: str) -> str:
     """``<prefix>/jsonl/table=<table>/``: where a table's partitions and its publication ledger live."""
-    return _join(normalise_prefix(prefix), "jsonl", f"table={table}") + "/"
+    return f"{jsonl_prefix(prefix)}{TABLE_DIR}{table}/"
 
 
 def export_time_label(export_time: datetime) -> str:
     """Render an export time in UTC as a key-safe label (``20261126T000000Z``)."""
-    return export_time.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return export_time.astimezone(UTC).strftime(_WINDOW_LABEL)
+
+
+@dataclass(frozen=True)
+class Partition:
+    """Where one publication of a table lives: a full snapshot or a change window.
+
+    ``label`` is the snapshot's date (``2026-11-25``) or the window (``<from>_<to>``, both as
+    ``YYYYMMDDTHHMMSSZ``); labels of one kind sort in date order.
+    """
+
+    kind: str  # "snapshot" or "changes" (verify also checks ad-hoc results as kind "adhoc")
+    label: str
+    prefix: str  # <table prefix><dir><label>/
+
+    @classmethod
+    def under(cls, table_prefix_: str, kind: str, label: str) -> Partition:
+        return cls(kind, label, f"{table_prefix_}{PARTITION_DIRS[kind]}{label}/")
+
+    @property
+    def manifest_key(self) -> str:
+        return self.prefix + MANIFEST_NAME
+
+    @property
+    def success_key(self) -> str:
+        return self.prefix + SUCCESS_NAME
+
+    @property
+    def data_date(self) -> date | None:
+        """The date of the data: the snapshot's date, or the day its change window ends.
+
+        None when the label is not one this layout writes (anything else found in the folder).
+        """
+        try:
+            if self.kind == "snapshot":
+                day = date.fromisoformat(self.label)
+                return day if day.isoformat() == self.label else None
+            if self.kind == "changes":
+                start, _, end = self.label.partition("_")
+                window = [datetime.strptime(moment, _WINDOW_LABEL).replace(tzinfo=UTC) for moment in (start, end)]
+                return window[1].date() if "_".join(map(export_time_label, window)) == self.label else None
+        except ValueError:
+            return None
+        return None
 
 
 @dataclass(frozen=True)
@@ -61,45 +118,44 @@ class SnapshotLayout:
         return self.window_start is not None
 
     @property
-    def _partition(self) -> str:
-        if self.window_start is not None:
-            return f"change_window={export_time_label(self.window_start)}_{export_time_label(self.export_time)}"
-        return f"snapshot_date={self.snapshot_date.isoformat()}"
+    def partition(self) -> Partition:
+        """Where this snapshot (or change window) is published."""
+        if self.window_start is None:
+            kind, label = "snapshot", self.snapshot_date.isoformat()
+        else:
+            kind, label = "changes", f"{export_time_label(self.window_start)}_{export_time_label(self.export_time)}"
+        return Partition.under(table_prefix(self.prefix, self.table), kind, label)
+
+    @property
+    def _partition_dir(self) -> str:
+        """``snapshot_date=<date>`` or ``change_window=<from>_<to>``."""
+        partition = self.partition
+        return PARTITION_DIRS[partition.kind] + partition.label
 
     @property
     def raw_prefix(self) -> str:
         """The S3Prefix handed to ExportTableToPointInTime."""
-        where = (
-            self._partition if self.incremental else f"export_time={export_time_label(self.export_time)}"
-        )
-        return _join(normalise_prefix(self.prefix), "raw", f"table={self.table}", where)
+        where = self._partition_dir if self.incremental else f"export_time={export_time_label(self.export_time)}"
+        return f"{normalise_prefix(self.prefix)}raw/{TABLE_DIR}{self.table}/{where}"
 
     @property
     def published_prefix(self) -> str:
-        return f"{table_prefix(self.prefix, self.table)}{self._partition}/"
+        return self.partition.prefix
 
     @property
     def snapshots_prefix(self) -> str:
         """Where every full snapshot of this table is published (to find a baseline)."""
-        return f"{table_prefix(self.prefix, self.table)}snapshot_date="
+        return table_prefix(self.prefix, self.table) + PARTITION_DIRS["snapshot"]
 
     @property
     def staging_prefix(self) -> str:
-        return _join(normalise_prefix(self.prefix), "jsonl", "_staging", f"table={self.table}", self._partition) + "/"
+        return f"{jsonl_prefix(self.prefix)}_staging/{TABLE_DIR}{self.table}/{self._partition_dir}/"
 
     def staging_part_key(self, index: int) -> str:
         return f"{self.staging_prefix}{part_name(index)}"
 
     def published_part_key(self, index: int) -> str:
         return f"{self.published_prefix}{part_name(index)}"
-
-    @property
-    def manifest_key(self) -> str:
-        return self.published_prefix + MANIFEST_NAME
-
-    @property
-    def success_key(self) -> str:
-        return self.published_prefix + SUCCESS_NAME
 
     def to_dict(self) -> dict[str, str | None]:
         """JSON-serialisable form, for XCom."""

@@ -26,18 +26,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import tenacity
 from botocore.exceptions import ClientError
+
+from jit_audit.retry import Backoff, retrying
+from jit_audit.s3 import CHECKSUM_ALGORITHM, list_keys, read_object, sha256_b64
 
 # The signing algorithms an entry may use (KMS names); both are verified locally with the public key.
 from jit_audit.settings import LEDGER_SIGNING_ALGORITHMS as SIGNING_ALGORITHMS
-from jit_audit.snapshot import CHECKSUM_ALGORITHM, list_keys, sha256_b64
+
+log = logging.getLogger(__name__)
 
 LEDGER_DIR = "_ledger/"
 ENTRY_VERSION = 1
@@ -134,7 +139,7 @@ def sequence_of(prefix: str, key: str) -> int | None:
 
 
 def read_entry(s3: Any, bucket: str, prefix: str, key: str) -> Entry:
-    raw = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    raw = read_object(s3, bucket, key)
     try:
         document = json.loads(raw)
     except ValueError:
@@ -167,11 +172,13 @@ def append(
     upload_extra_args: dict[str, str] | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     max_attempts: int = 100,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """Append ``record`` as the next entry; returns the entry as written.
 
     A conditional write (``If-None-Match: *``) takes the next sequence number; if another publisher
-    took it first, the head is read again and the next number tried, after a short jittered pause.
+    took it first, the head is read again and the next number tried, after a short jittered pause
+    (``jit_audit.retry``: up to ``max_attempts`` tries, waits doubling from 50 ms to at most 1 s).
     With ``object_lock_days`` the entry is written with a COMPLIANCE retention of that many days.
     """
     extra = upload_extra_args or {}
@@ -199,22 +206,24 @@ def append(
         )
         return document
 
-    retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception(_lost_race),
-        wait=tenacity.wait_random_exponential(multiplier=0.05, max=1.0),
-        stop=tenacity.stop_after_attempt(max_attempts),
-        reraise=False,
-    )
+    backoff = Backoff(attempts=max_attempts, base_seconds=0.05, cap_seconds=1.0)
     try:
-        return retrying(attempt)
-    except tenacity.RetryError:
+        return retrying(backoff, retry_if=_lost_race, action=f"append to s3://{bucket}/{prefix}", reason=_error_code,
+                        log=log, sleep=sleep)(attempt)
+    except ClientError as error:
+        if not _lost_race(error):
+            raise
         raise LedgerError(f"s3://{bucket}/{prefix}: could not take a sequence number after {max_attempts} "
                           "attempts (other publishers kept taking it)") from None
 
 
+def _error_code(error: BaseException) -> str:
+    return str(error.response.get("Error", {}).get("Code", "")) if isinstance(error, ClientError) else ""
+
+
 def _lost_race(error: BaseException) -> bool:
     """A conditional write refused because another publisher took the sequence number first."""
-    return isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in _LOST_RACE
+    return _error_code(error) in _LOST_RACE
 
 
 def object_lock_enabled(s3: Any, bucket: str) -> bool:
@@ -222,7 +231,7 @@ def object_lock_enabled(s3: Any, bucket: str) -> bool:
     try:
         configuration = s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ObjectLockConfigurationNotFoundError":
+        if _error_code(error) == "ObjectLockConfigurationNotFoundError":
             return False
         raise
     return configuration.get("ObjectLockEnabled") == "Enabled"

@@ -55,13 +55,18 @@ def _require(document: dict[str, Any], field: str, kind: type, where: str) -> An
     return value
 
 
-def parse_summary(text: bytes | str, where: str = "manifest-summary.json") -> ManifestSummary:
+def _json_object(text: bytes | str, where: str) -> dict[str, Any]:
     try:
         document = json.loads(text)
     except ValueError as error:
         raise ManifestError(f"{where}: not valid JSON ({error})") from None
     if not isinstance(document, dict):
         raise ManifestError(f"{where}: expected a JSON object")
+    return document
+
+
+def parse_summary(text: bytes | str, where: str = "manifest-summary.json") -> ManifestSummary:
+    document = _json_object(text, where)
     export_type = document.get("exportType", "FULL_EXPORT")
     incremental = export_type == "INCREMENTAL_EXPORT"
     summary = ManifestSummary(
@@ -88,12 +93,7 @@ def parse_files(text: bytes | str, where: str = "manifest-files.json") -> list[D
         if not line.strip():
             continue
         location = f"{where}, line {line_number}"
-        try:
-            document = json.loads(line)
-        except ValueError as error:
-            raise ManifestError(f"{location}: not valid JSON ({error})") from None
-        if not isinstance(document, dict):
-            raise ManifestError(f"{location}: expected a JSON object")
+        document = _json_object(line, location)
         files.append(
             DataFile(
                 index=len(files),

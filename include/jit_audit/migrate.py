@@ -13,7 +13,9 @@ import json
 from typing import Any
 
 from jit_audit import ledger
-from jit_audit.snapshot import SNAPSHOT_MANIFEST_VERSION, list_partitions
+from jit_audit.partitions import list_partitions
+from jit_audit.s3 import read_object
+from jit_audit.snapshot import SNAPSHOT_MANIFEST_VERSION
 
 
 def record_existing(
@@ -43,7 +45,7 @@ def record_existing(
             if not partition.complete:
                 skipped.append(f"{uri}: not complete (_manifest.json or _SUCCESS missing)")
                 continue
-            body = s3.get_object(Bucket=bucket, Key=partition.manifest_key)["Body"].read()
+            body = read_object(s3, bucket, partition.manifest_key)
             try:
                 manifest = json.loads(body)
                 version = int(manifest.get("version", 0))

@@ -23,24 +23,19 @@ from typing import Any
 import orjson
 
 from jit_audit.codecs import deterministic_gzip_writer
+from jit_audit.layout import MANIFEST_NAME, SUCCESS_NAME, normalise_prefix, part_name
 from jit_audit.params import QueryParamError
-from jit_audit.snapshot import CHECKSUM_ALGORITHM, HashingWriter, delete_keys, list_keys, sha256_b64
+from jit_audit.s3 import CHECKSUM_ALGORITHM, HashingWriter, delete_keys, list_keys, put_checked, read_object
 
 #: ``open_part(index)`` returns the ``write`` of part ``index``.
 OpenPart = Callable[[int], Callable[[bytes], Any]]
 _PART = re.compile(r"part-[0-9]{5}\.jsonl\.gz")
 
 
-def normalise_prefix(prefix: str) -> str:
-    """``a/b`` and ``/a/b/`` both become ``a/b/``; the bucket root stays ``""``."""
-    prefix = prefix.strip("/")
-    return f"{prefix}/" if prefix else ""
-
-
 def refuse_foreign_prefix(s3: Any, bucket: str, prefix: str, kind: str) -> None:
     """Never write a result over a snapshot, another kind of result, or anything else with a manifest."""
     try:
-        body = s3.get_object(Bucket=bucket, Key=prefix + "_manifest.json")["Body"].read()
+        body = read_object(s3, bucket, prefix + MANIFEST_NAME)
     except s3.exceptions.NoSuchKey:
         return
     try:
@@ -51,11 +46,6 @@ def refuse_foreign_prefix(s3: Any, bucket: str, prefix: str, kind: str) -> None:
         raise QueryParamError(
             "output_uri", f"s3://{bucket}/{prefix} already holds a {found or 'foreign'} manifest; choose an empty prefix"
         )
-
-
-def _put_checked(s3: Any, bucket: str, key: str, body: bytes, extra: dict[str, str], **fields: Any) -> None:
-    s3.put_object(Bucket=bucket, Key=key, Body=body, ChecksumAlgorithm=CHECKSUM_ALGORITHM,
-                  ChecksumSHA256=sha256_b64(body), **fields, **extra)
 
 
 def publish_results(
@@ -98,13 +88,13 @@ def publish_results(
         for index in sorted(parts):
             spool, hashing, writer, lines = parts[index]
             writer.close()  # the gzip trailer: every byte of the part is now hashed
-            published.append({"key": f"{prefix}part-{index:05d}.jsonl.gz", "lines": lines[0],
+            published.append({"key": prefix + part_name(index), "lines": lines[0],
                               "sha256": hashing.sha256.hexdigest(), "size_bytes": hashing.size})
         manifest = {"kind": kind, **fields, "parts": published}
         body = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
         if record is not None:
             record(body, manifest)  # recorded before anything under the prefix changes
-        delete_keys(s3, bucket, [prefix + "_SUCCESS", prefix + "_manifest.json"])
+        delete_keys(s3, bucket, [prefix + SUCCESS_NAME, prefix + MANIFEST_NAME])
         for index, part in zip(sorted(parts), published, strict=True):
             spool = parts[index][0]
             spool.seek(0)
@@ -113,6 +103,6 @@ def publish_results(
     # Only this kind's own earlier parts, directly under the prefix: never anything else there.
     stale = [key for key in list_keys(s3, bucket, prefix) if _PART.fullmatch(key[len(prefix):]) and key not in keys]
     delete_keys(s3, bucket, stale)
-    _put_checked(s3, bucket, prefix + "_manifest.json", body, extra, ContentType="application/json")
-    _put_checked(s3, bucket, prefix + "_SUCCESS", b"", extra)
+    put_checked(s3, bucket, prefix + MANIFEST_NAME, body, ContentType="application/json", **extra)
+    put_checked(s3, bucket, prefix + SUCCESS_NAME, b"", **extra)
     return {"uri": f"s3://{bucket}/{prefix}", **manifest}

@@ -32,8 +32,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from jit_audit import ledger
-from jit_audit.layout import MANIFEST_NAME, SUCCESS_NAME
-from jit_audit.snapshot import PARTITION_DIRS, PublishedPartition, list_partitions
+from jit_audit.layout import MANIFEST_NAME, PARTITION_DIRS, SUCCESS_NAME
+from jit_audit.partitions import PublishedPartition, list_partitions
+from jit_audit.s3 import read_object
 
 _CHUNK = 1 << 20
 _PARTITION_URI = re.compile(
@@ -214,7 +215,7 @@ def _missing(error: ClientError) -> bool:
 def _get(client: Any, bucket: str, key: str) -> bytes | None:
     """The object's bytes, or None if it is not there."""
     try:
-        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return read_object(client, bucket, key)
     except ClientError as error:
         if _missing(error):
             return None

@@ -28,10 +28,9 @@ def output_location(settings: Any, run_id: str, override: str | None) -> tuple[s
         match = _S3_URI.match(override.strip())
         if not match:
             raise QueryParamError("output_uri", f"must look like s3://bucket/prefix/, got {override!r}")
-        return match.group(1), normalise_prefix(match.group(2)) + "/"
+        return match.group(1), normalise_prefix(match.group(2))
     safe_run_id = re.sub(r"[^A-Za-z0-9._-]+", "-", run_id).strip("-")
-    prefix = "/".join(part for part in (normalise_prefix(settings.prefix), "adhoc", safe_run_id) if part)
-    return settings.bucket, prefix + "/"
+    return settings.bucket, normalise_prefix(settings.prefix) + normalise_prefix(f"adhoc/{safe_run_id}")
 
 
 def _recorder(plan: dict[str, Any], s3: Any) -> Any:

@@ -13,11 +13,12 @@ from airflow.providers.amazon.aws.hooks.dynamodb import DynamoDBHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.sdk.exceptions import AirflowFailException
 
-from jit_audit import retention, snapshot
+from jit_audit import partitions, retention, snapshot, staging
 from jit_audit.exports import describe_export
 from jit_audit.flatten import FlattenError
 from jit_audit.layout import SnapshotLayout
 from jit_audit.manifest import DataFile, ManifestError
+from jit_audit.s3 import IntegrityError
 from jit_audit_airflow.ledger import current_run, recorder
 from jit_audit_airflow.settings import pseudonymiser
 
@@ -45,7 +46,7 @@ def _manifests(plan: dict[str, Any], export_arn: str) -> tuple[Any, list[DataFil
 
 def has_baseline(settings: Any, layout: SnapshotLayout) -> bool:
     """Incremental mode: is there a published full snapshot to build on?"""
-    found = snapshot.has_baseline(S3Hook(aws_conn_id=settings.aws_conn_id).get_conn(), layout)
+    found = partitions.has_baseline(S3Hook(aws_conn_id=settings.aws_conn_id).get_conn(), layout)
     if not found:
         log.info("No full snapshot of %s before %s yet: this run takes the baseline", layout.table, layout.window_start)
     return found
@@ -66,12 +67,12 @@ def flatten_data_file(plan: dict[str, Any], data_file: dict[str, Any]) -> dict[s
     s3 = S3Hook(aws_conn_id=plan["aws_conn_id"]).get_conn()
     hider = pseudonymiser(plan.get("pseudonymise_actor_email", False), plan.get("pseudonymisation_conn_id", ""))
     try:
-        part = snapshot.flatten_data_file(
+        part = staging.flatten_data_file(
             s3, layout, source, upload_extra_args=plan["upload_extra_args"], view=plan.get("view"),
             progress=lambda totals: log.info("%s: %s so far", source.key, totals.describe()),
             pseudonymiser=hider,
         )
-    except (FlattenError, snapshot.IntegrityError) as error:
+    except (FlattenError, IntegrityError) as error:
         raise AirflowFailException(str(error)) from error
     log.info("Data file %d (%s): %d items in, %d lines out, staged at %s (sha256 %s)",
              source.index, source.key, source.item_count, part.lines, part.staging_key, part.sha256)
@@ -91,16 +92,16 @@ def publish_snapshot(
     s3 = S3Hook(aws_conn_id=plan["aws_conn_id"]).get_conn()
     dag_id, current_run_id = current_run()
     uri = f"s3://{layout.bucket}/{layout.published_prefix}"
-    record = recorder(plan, s3, kind=snapshot.partition_kind(layout), uri=uri, label=snapshot.partition_label(layout),
+    record = recorder(plan, s3, kind=layout.partition.kind, uri=uri, label=layout.partition.label,
                       run=(dag_id or "jit_audit_export", run_id if run_id is not None else current_run_id))
     entries: list[dict[str, Any]] = []
     try:
         manifest = snapshot.publish(
-            s3, layout, summary, files, [snapshot.PartResult.from_dict(part) for part in parts or []], item_count,
+            s3, layout, summary, files, [staging.PartResult.from_dict(part) for part in parts or []], item_count,
             upload_extra_args=plan["upload_extra_args"],
             record=lambda body, document: entries.append(record(body, document)),
         )
-    except snapshot.IntegrityError as error:  # CountMismatch included
+    except IntegrityError as error:  # CountMismatch included
         raise AirflowFailException(str(error)) from error
     counts = manifest["counts"]
     log.info(
@@ -116,8 +117,8 @@ def publish_snapshot(
         "export_time": manifest["export_time"],
         "counts": counts,
         "parts": [part["key"] for part in manifest["parts"]],
-        "manifest_key": layout.manifest_key,
-        "success_key": layout.success_key,
+        "manifest_key": layout.partition.manifest_key,
+        "success_key": layout.partition.success_key,
     }
 
 

@@ -28,8 +28,6 @@ from urllib.parse import quote
 import pytest
 from airflow.sdk import Connection
 from airflow.sdk.exceptions import AirflowFailException
-from jit_audit_dev.seed import ensure_bucket, seed
-from jit_audit_dev.stack import free_port
 
 from jit_audit import alerts
 from jit_audit_airflow.notifications import (
@@ -40,6 +38,8 @@ from jit_audit_airflow.notifications import (
     record_task_failure,
 )
 from jit_audit_airflow.notifications.mattermost import webhook_url
+from jit_audit_dev.seed import ensure_bucket, seed
+from jit_audit_dev.stack import free_port
 
 TOKEN = "jitaudit" + uuid.uuid4().hex  # long and unique: nothing else in a log can contain it
 BASE_URL = "https://airflow.example.com"

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
-from jit_audit_dev.seed import seed
 
 from jit_audit.exports import describe_export, find_or_start_export, recovery_window, table_arn
 from jit_audit_airflow.operators.dynamodb import DynamoDBPointInTimeExportOperator
 from jit_audit_airflow.sensors.dynamodb import DynamoDBExportSensor, DynamoDBPointInTimeWindowSensor
 from jit_audit_airflow.triggers.dynamodb import DynamoDBExportTrigger
+from jit_audit_dev.seed import seed
 
 TABLE = "jit_audit"
 BUCKET = "jit-audit-exports"

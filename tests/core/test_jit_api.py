@@ -200,7 +200,9 @@ def test_429_and_5xx_are_retried_with_a_new_nonce_and_backoff(server):
     items = client_for(server, sleep=delays.append, backoff_seconds=0.5).request_summaries("CH1", START, END)
     assert [item["request_id"] for item in items] == IN_RANGE
     assert [seen.status for seen in server.requests] == [503, 429, 502, 200, 200, 200]
-    assert delays == [0.5, 1.0, 2.0]  # doubling (Retry-After: 0 never shortens it)
+    # Ceilings doubling from 0.5 s, each wait jittered into its upper half (Retry-After: 0 never shortens one).
+    assert len(delays) == 3
+    assert all(ceiling / 2 <= delay <= ceiling for delay, ceiling in zip(delays, [0.5, 1.0, 2.0], strict=True)), delays
     nonces = [seen.headers["x-jit-nonce"] for seen in server.requests]
     assert len(set(nonces)) == len(nonces)
 
@@ -222,7 +224,42 @@ def test_a_dropped_connection_is_retried_then_reported():
         client = JitApiClient(f"http://127.0.0.1:{port}", KEY_ID, SECRET, sleep=delays.append, max_attempts=2)
         with pytest.raises(JitApiError, match="failed after 2 attempts: ConnectionRefusedError"):
             client.request_summaries("CH1", START, END)
-        assert delays == [0.5]
+        assert len(delays) == 1 and 0.25 <= delays[0] <= 0.5, delays
+
+
+def test_retry_after_lengthens_a_wait_up_to_the_cap():
+    """A server's Retry-After (seconds or an HTTP date) is waited for, but never beyond max_backoff_seconds."""
+    import threading
+    from email.utils import format_datetime
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    soon = format_datetime(datetime.now(UTC) + timedelta(seconds=20), usegmt=True)
+    answers = [(429, "7"), (503, soon), (503, "120"), (200, None)]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            status, retry_after = answers.pop(0)
+            body = b'{"items": [], "next_token": null}' if status == 200 else b"{}"
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            if retry_after:
+                self.send_header("Retry-After", retry_after)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (quiet test output)
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Handler) as httpd:
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        delays: list[float] = []
+        client = JitApiClient(f"http://127.0.0.1:{httpd.server_address[1]}", KEY_ID, SECRET, sleep=delays.append,
+                              max_backoff_seconds=30)
+        assert client.get_json("/requests", []) == {"items": [], "next_token": None}
+        httpd.shutdown()
+    assert delays[0] == 7
+    assert 15 <= delays[1] <= 20, delays  # the HTTP date, seconds from now
+    assert delays[2] == 30, "capped at max_backoff_seconds"
 
 
 def test_a_looping_next_token_is_stopped(server):

@@ -22,7 +22,7 @@ def test_keys_follow_the_documented_layout():
     assert snap.raw_prefix == "exports/raw/table=jit_audit/export_time=20261126T000000Z"
     assert snap.published_part_key(3) == "exports/jsonl/table=jit_audit/snapshot_date=2026-11-25/part-00003.jsonl.gz"
     assert snap.staging_part_key(0) == "exports/jsonl/_staging/table=jit_audit/snapshot_date=2026-11-25/part-00000.jsonl.gz"
-    assert snap.success_key.endswith("snapshot_date=2026-11-25/_SUCCESS")
+    assert snap.partition.success_key.endswith("snapshot_date=2026-11-25/_SUCCESS")
     assert layout("").raw_prefix == "raw/table=jit_audit/export_time=20261126T000000Z"
     assert SnapshotLayout.from_dict(snap.to_dict()) == snap
 

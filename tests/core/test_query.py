@@ -25,7 +25,6 @@ from typing import Any
 
 import orjson
 import pytest
-from jit_audit_dev.seed import ACCOUNTS, CHANNELS, create_table, seed
 
 from jit_audit.query import (
     EVENT_TYPES,
@@ -38,6 +37,7 @@ from jit_audit.query import (
     run,
     run_to_s3,
 )
+from jit_audit_dev.seed import ACCOUNTS, CHANNELS, create_table, seed
 
 TABLE = "jit_audit"
 BUCKET = "jit-audit-adhoc"

@@ -6,7 +6,6 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from jit_audit_dev.seed import ensure_bucket, seed
 
 from jit_audit.cli import main
 from jit_audit.exports import RecoveryWindow
@@ -21,6 +20,7 @@ from jit_audit.retention import (
 )
 from jit_audit.retention import check as check_retention
 from jit_audit.settings import SettingsError, load_settings
+from jit_audit_dev.seed import ensure_bucket, seed
 
 PITR = RecoveryWindow(True, datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 26, tzinfo=UTC), 35)
 
@@ -413,6 +413,16 @@ def test_published_snapshots_are_found_by_their_markers(old_snapshots):
     ]
     assert found[1].snapshot_date == date(2020, 1, 2), "a change window is as old as its end"
     assert all(snapshot.last_modified is not None for snapshot in found)
+
+
+def test_published_snapshots_cover_every_table_and_only_labels_the_layout_writes(old_snapshots):
+    s3 = old_snapshots.client("s3")
+    s3.put_object(Bucket=BUCKET, Key="exports/jsonl/table=other/snapshot_date=2019-01-01/_manifest.json", Body=b"x")
+    s3.put_object(Bucket=BUCKET, Key=f"{JSONL}snapshot_date=someday/_SUCCESS", Body=b"")
+    s3.put_object(Bucket=BUCKET, Key=f"{JSONL}snapshot_date=2018-01-01/old/_SUCCESS", Body=b"")  # not its own marker
+    names = [snapshot.name for snapshot in published_snapshots(s3, BUCKET, "exports")]
+    assert names[:2] == ["table=other/snapshot_date=2019-01-01", "table=jit_audit/snapshot_date=2020-01-01"]
+    assert len(names) == 5 and not any("someday" in name or "2018" in name for name in names)
 
 
 @pytest.mark.parametrize(("rules", "exit_code"), [

@@ -17,10 +17,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from jit_audit_dev.seed import seed
+from botocore.exceptions import ClientError
 
 from jit_audit.exports import (
+    START_EXPORT_BACKOFF,
     ExportFailed,
+    ExportStartRefused,
     ExportTimeTooOld,
     PointInTimeRecoveryDisabled,
     completion_state,
@@ -32,14 +34,10 @@ from jit_audit.exports import (
 from jit_audit.flatten import FlattenError
 from jit_audit.layout import SnapshotLayout
 from jit_audit.manifest import DataFile, ManifestSummary
-from jit_audit.snapshot import (
-    CountMismatch,
-    IntegrityError,
-    PartResult,
-    flatten_data_file,
-    publish,
-    read_manifests,
-)
+from jit_audit.s3 import IntegrityError
+from jit_audit.snapshot import publish, read_manifests
+from jit_audit.staging import CountMismatch, PartResult, flatten_data_file
+from jit_audit_dev.seed import seed
 
 TABLE = "jit_audit"
 BUCKET = "jit-audit-exports"
@@ -218,6 +216,61 @@ def test_find_or_start_export_starts_once_and_reuses_afterwards(ddb, s3, seeded)
     assert len(ddb.list_exports(TableArn=table_arn(ddb, TABLE))["ExportSummaries"]) == 1
 
 
+class RefusingClient:
+    """The DynamoDB client, except that ExportTableToPointInTime first answers with ``refusals``."""
+
+    def __init__(self, inner: Any, refusals: list[str]) -> None:
+        self.inner = inner
+        self.refusals = refusals
+        self.requests: list[dict[str, Any]] = []
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self.inner, attribute)
+
+    def export_table_to_point_in_time(self, **request: Any) -> Any:
+        self.requests.append(request)
+        if self.refusals:
+            code = self.refusals.pop(0)
+            raise ClientError({"Error": {"Code": code, "Message": f"{code} for now"}}, "ExportTableToPointInTime")
+        return self.inner.export_table_to_point_in_time(**request)
+
+
+def test_an_export_start_refused_for_now_is_retried_with_the_same_client_token(ddb, seeded):
+    client = RefusingClient(ddb, ["LimitExceededException", "ThrottlingException"])
+    delays: list[float] = []
+    export_time = _export_time()
+    started = find_or_start_export(client, table_name=TABLE, export_time=export_time, bucket=BUCKET,
+                                   s3_prefix=_layout(export_time).raw_prefix, sleep=delays.append)
+    assert started.reused is False
+    assert len(client.requests) == 3 and len({request["ClientToken"] for request in client.requests}) == 1
+    # START_EXPORT_BACKOFF: 1 s, then 2 s ceilings, each wait in the upper half of its ceiling.
+    assert len(delays) == 2 and 0.5 <= delays[0] <= 1.0 and 1.0 <= delays[1] <= 2.0, delays
+    assert [summary["ExportArn"] for summary in ddb.list_exports(TableArn=table_arn(ddb, TABLE))["ExportSummaries"]] == [
+        started.export_arn]
+
+
+def test_an_export_start_refused_on_every_try_says_nothing_was_started(ddb, seeded):
+    client = RefusingClient(ddb, ["LimitExceededException"] * 10)
+    delays: list[float] = []
+    export_time = _export_time()
+    with pytest.raises(ExportStartRefused, match=r"refused to start the export 6 times \(LimitExceededException: "
+                                                 r"LimitExceededException for now\); nothing was started"):
+        find_or_start_export(client, table_name=TABLE, export_time=export_time, bucket=BUCKET,
+                             s3_prefix=_layout(export_time).raw_prefix, sleep=delays.append)
+    assert len(client.requests) == START_EXPORT_BACKOFF.attempts == 6 and len(delays) == 5
+    assert ddb.list_exports(TableArn=table_arn(ddb, TABLE))["ExportSummaries"] == []
+
+
+def test_any_other_refusal_to_start_an_export_is_not_retried(ddb, seeded):
+    client = RefusingClient(ddb, ["ValidationException"])
+    delays: list[float] = []
+    export_time = _export_time()
+    with pytest.raises(ClientError, match="ValidationException"):
+        find_or_start_export(client, table_name=TABLE, export_time=export_time, bucket=BUCKET,
+                             s3_prefix=_layout(export_time).raw_prefix, sleep=delays.append)
+    assert len(client.requests) == 1 and delays == []
+
+
 def test_a_failed_export_is_reported_and_a_new_attempt_starts_a_new_export(aws, ddb, s3):
     seed(aws.resource("dynamodb"), TABLE, requests=40)  # no bucket yet: the export fails
     export_time = _export_time()
@@ -277,11 +330,11 @@ def test_flatten_and_publish_a_completed_export(aws, ddb, s3):
 
     # Published: the parts, _manifest.json, _SUCCESS; staging emptied.
     part_keys = [layout.published_part_key(data_file.index) for data_file in run.files]
-    assert _keys(s3, layout.published_prefix) == sorted([*part_keys, layout.manifest_key, layout.success_key])
-    assert _get(s3, layout.success_key) == b""
+    assert _keys(s3, layout.published_prefix) == sorted([*part_keys, layout.partition.manifest_key, layout.partition.success_key])
+    assert _get(s3, layout.partition.success_key) == b""
     assert _keys(s3, layout.staging_prefix) == []
 
-    stored = json.loads(_get(s3, layout.manifest_key))
+    stored = json.loads(_get(s3, layout.partition.manifest_key))
     assert stored == manifest
     assert stored["counts"] == {"describe_export_item_count": seeded, "manifest_item_count": seeded,
                                 "lines_written": seeded}
@@ -392,14 +445,14 @@ def test_a_failed_publish_never_leaves_success_beside_changed_parts(completed):
     s3, layout = completed.s3, completed.layout
     completed.publish(completed.flatten_all())
     before = _snapshot_objects(s3, layout)
-    assert layout.success_key in before
+    assert layout.partition.success_key in before
 
     # A re-run whose counts disagree is refused before any write: the old snapshot stays complete.
     parts = completed.flatten_all()
     with pytest.raises(CountMismatch):
         completed.publish([dataclasses.replace(part, lines=part.lines + 1) for part in parts])
     assert _snapshot_objects(s3, layout) == before
-    manifest = json.loads(before[layout.manifest_key])
+    manifest = json.loads(before[layout.partition.manifest_key])
     for entry in manifest["parts"]:
         assert hashlib.sha256(before[entry["key"]]).hexdigest() == entry["sha256"]
 
@@ -408,8 +461,8 @@ def test_a_failed_publish_never_leaves_success_beside_changed_parts(completed):
     with pytest.raises(Exception):  # noqa: B017 - whatever S3 answers for a missing copy source
         completed.publish(parts)
     after = _keys(s3, layout.published_prefix)
-    assert layout.success_key not in after
-    assert layout.manifest_key not in after
+    assert layout.partition.success_key not in after
+    assert layout.partition.manifest_key not in after
 
 
 # --------------------------------------------------------------------------- export time precision

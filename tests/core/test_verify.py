@@ -16,24 +16,19 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from jit_audit_dev.seed import seed
+from botocore.exceptions import ClientError
 
 from jit_audit import ledger
 from jit_audit.exports import describe_export, find_or_start_export
 from jit_audit.layout import SnapshotLayout
-from jit_audit.snapshot import (
-    SNAPSHOT_MANIFEST_VERSION,
-    flatten_data_file,
-    manifest_bytes,
-    partition_kind,
-    partition_label,
-    publish,
-    read_manifests,
-)
+from jit_audit.snapshot import SNAPSHOT_MANIFEST_VERSION, manifest_bytes, publish, read_manifests
+from jit_audit.staging import flatten_data_file
 from jit_audit.verify import parse_uri, verify
+from jit_audit_dev.seed import seed
 
 TABLE = "jit_audit"
 BUCKET = "jit-audit-exports"
@@ -70,8 +65,8 @@ class Staged:
         return f"s3://{BUCKET}/{self.layout.published_prefix}"
 
     def record(self, run_id: str, s3: Any = None, signer: ledger.KmsSigner | None = None) -> Any:
-        return ledger.recorder(s3 or self.s3, BUCKET, LEDGER, kind=partition_kind(self.layout), uri=self.uri,
-                               label=partition_label(self.layout), dag_id="jit_audit_export", run_id=run_id,
+        return ledger.recorder(s3 or self.s3, BUCKET, LEDGER, kind=self.layout.partition.kind, uri=self.uri,
+                               label=self.layout.partition.label, dag_id="jit_audit_export", run_id=run_id,
                                signer=signer)
 
     def publish(self, run_id: str, *, s3: Any = None, signer: ledger.KmsSigner | None = None,
@@ -133,13 +128,13 @@ def test_out_of_order_publications_and_a_rerun_verify_clean(aws, published):
     for index in range(1, 4):
         assert entries[index]["previous_entry_sha256"] == hashlib.sha256(raw[index - 1]).hexdigest()
     for item in staged:
-        manifest = json.loads(_get(s3, item.layout.manifest_key))
+        manifest = json.loads(_get(s3, item.layout.partition.manifest_key))
         assert manifest["version"] == SNAPSHOT_MANIFEST_VERSION == 3
         # Self-contained: nothing about other snapshots, runs or times.
         assert not {"previous_manifest_sha256", "previous_manifest_key", "airflow_run_id"} & set(manifest)
     # The re-run recorded the same manifest bytes: a re-run with the same result rewrites identical bytes.
     assert entries[2]["manifest_sha256"] == entries[3]["manifest_sha256"] == hashlib.sha256(
-        _get(s3, staged[1].layout.manifest_key)).hexdigest()
+        _get(s3, staged[1].layout.partition.manifest_key)).hexdigest()
 
     whole = verify_cli(aws, ROOT)
     assert whole.returncode == 0, whole.stdout + whole.stderr
@@ -201,6 +196,27 @@ def test_two_publishers_racing_for_one_sequence_number_both_land_in_order(aws, d
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_a_ledger_append_that_keeps_losing_the_race_gives_up_with_a_clear_error():
+    """Every try's sequence number taken by another publisher: short jittered waits, then LedgerError."""
+
+    class TakenEveryTime:
+        puts = 0
+
+        def get_paginator(self, name: str) -> Any:
+            return SimpleNamespace(paginate=lambda **kwargs: [{}])  # an empty ledger, each time it is read
+
+        def put_object(self, **kwargs: Any) -> None:
+            self.puts += 1
+            raise ClientError({"Error": {"Code": "PreconditionFailed", "Message": "taken"}}, "PutObject")
+
+    s3, delays = TakenEveryTime(), []
+    with pytest.raises(ledger.LedgerError, match="could not take a sequence number after 4 attempts"):
+        ledger.append(s3, BUCKET, LEDGER, {"kind": "snapshot"}, max_attempts=4, sleep=delays.append)
+    assert s3.puts == 4
+    # Ceilings of 50, 100 and 200 ms, each wait in the upper half of its ceiling.
+    assert all(ceiling / 2 <= delay <= ceiling for delay, ceiling in zip(delays, [0.05, 0.1, 0.2], strict=True)), delays
+
+
 def test_a_publisher_dying_before_its_entry_changes_nothing(aws, dates):
     _, s3, staged = dates
     staged[0].publish("scheduled")
@@ -250,11 +266,11 @@ def test_a_publisher_dying_after_its_entry_is_reported_until_the_retry_repairs_i
 
 def test_a_publisher_dying_mid_publish_is_incomplete_naming_its_entry(aws, published):
     _, s3, staged = published
-    s3.delete_object(Bucket=BUCKET, Key=staged[2].layout.success_key)  # as a re-run does before copying
+    s3.delete_object(Bucket=BUCKET, Key=staged[2].layout.partition.success_key)  # as a re-run does before copying
     result = verify_cli(aws, ROOT)
     assert result.returncode == 1
-    assert f"INCOMPLETE: s3://{BUCKET}/{staged[2].layout.success_key}: _SUCCESS is missing" in result.stdout
-    assert (f"INCOMPLETE: s3://{BUCKET}/{staged[2].layout.manifest_key}: ledger entry 0 (run scheduled__2, "
+    assert f"INCOMPLETE: s3://{BUCKET}/{staged[2].layout.partition.success_key}: _SUCCESS is missing" in result.stdout
+    assert (f"INCOMPLETE: s3://{BUCKET}/{staged[2].layout.partition.manifest_key}: ledger entry 0 (run scheduled__2, "
             in result.stdout)
 
 
@@ -264,7 +280,7 @@ def _keys(s3: Any, prefix: str) -> list[str]:
 
 
 def _tamper_part(s3: Any, item: Staged) -> dict[str, Any]:
-    part = json.loads(_get(s3, item.layout.manifest_key))["parts"][0]
+    part = json.loads(_get(s3, item.layout.partition.manifest_key))["parts"][0]
     lines = gzip.decompress(_get(s3, part["key"])).splitlines(keepends=True)
     s3.put_object(Bucket=BUCKET, Key=part["key"], Body=gzip.compress(b"".join(lines[1:]), mtime=0))
     return part
@@ -284,7 +300,7 @@ def test_tamper_a_part_changed(aws, published):
 
 def test_tamper_a_part_removed(aws, published):
     _, s3, staged = published
-    part = json.loads(_get(s3, staged[2].layout.manifest_key))["parts"][-1]
+    part = json.loads(_get(s3, staged[2].layout.partition.manifest_key))["parts"][-1]
     s3.delete_object(Bucket=BUCKET, Key=part["key"])
     result = verify_cli(aws, staged[2].uri)
     assert result.returncode == 1, result
@@ -305,17 +321,17 @@ def test_tamper_a_part_and_its_manifest_rewritten_consistently_is_caught_on_that
     _, s3, staged = published
     item = staged[0]
     part = _tamper_part(s3, item)
-    manifest = json.loads(_get(s3, item.layout.manifest_key))
+    manifest = json.loads(_get(s3, item.layout.partition.manifest_key))
     body = _get(s3, part["key"])
     for entry in manifest["parts"]:
         if entry["key"] == part["key"]:
             entry.update(sha256=hashlib.sha256(body).hexdigest(), size_bytes=len(body), lines=entry["lines"] - 1)
     manifest["counts"]["lines_written"] -= 1
-    s3.put_object(Bucket=BUCKET, Key=item.layout.manifest_key, Body=manifest_bytes(manifest))
+    s3.put_object(Bucket=BUCKET, Key=item.layout.partition.manifest_key, Body=manifest_bytes(manifest))
 
     result = verify_cli(aws, item.uri)
     assert result.returncode == 1, result.stdout
-    assert f"CHANGED: s3://{BUCKET}/{item.layout.manifest_key}: sha256 " in result.stdout
+    assert f"CHANGED: s3://{BUCKET}/{item.layout.partition.manifest_key}: sha256 " in result.stdout
     assert "but ledger entry 1 (run backfill__0" in result.stdout
     assert "the manifest was rewritten outside the pipeline" in result.stdout
 
@@ -377,7 +393,7 @@ def test_lifecycle_expiry_after_the_minimum_retention_is_a_note_not_a_finding(aw
         item.publish("old", record=lambda body, manifest, item=item: ledger.append(
             s3, BUCKET, LEDGER, ledger.publication_record(
                 kind="snapshot", uri=item.uri, manifest_body=body, manifest=manifest, dag_id="jit_audit_export",
-                run_id="old", label=partition_label(item.layout)), now=lambda: long_ago))
+                run_id="old", label=item.layout.partition.label), now=lambda: long_ago))
     staged[2].publish("recent")
     s3.delete_object(Bucket=BUCKET, Key=ledger.entry_key(LEDGER, 0))
     for item in staged[:2]:
@@ -488,10 +504,10 @@ def test_an_unsigned_ledger_fails_when_the_auditor_expects_signatures(aws, publi
 
 def _v2(s3: Any, item: Staged, previous: str | None) -> None:
     """Rewrite a published snapshot's manifest as the pre-ledger pipeline wrote it (version 2)."""
-    manifest = json.loads(_get(s3, item.layout.manifest_key))
+    manifest = json.loads(_get(s3, item.layout.partition.manifest_key))
     manifest.update(version=2, airflow_run_id=f"scheduled__{item.layout.snapshot_date}",
                     previous_manifest_key=previous, previous_manifest_sha256=None if previous is None else "0" * 64)
-    s3.put_object(Bucket=BUCKET, Key=item.layout.manifest_key, Body=manifest_bytes(manifest))
+    s3.put_object(Bucket=BUCKET, Key=item.layout.partition.manifest_key, Body=manifest_bytes(manifest))
 
 
 def test_migration_records_version_2_snapshots_once(aws, dates):
@@ -499,7 +515,7 @@ def test_migration_records_version_2_snapshots_once(aws, dates):
     for item in staged:
         item.publish("old", record=lambda body, manifest: None)  # published before the ledger
     for index, item in enumerate(staged):
-        _v2(s3, item, None if index == 0 else staged[index - 1].layout.manifest_key)
+        _v2(s3, item, None if index == 0 else staged[index - 1].layout.partition.manifest_key)
     before = verify_cli(aws, ROOT)
     assert before.returncode == 1 and before.stdout.count("NOT IN LEDGER: ") == 3, before.stdout
     assert "jit-audit ledger init" in before.stdout

@@ -64,29 +64,29 @@ EXPORT_CALLS: dict[tuple[str, str], set[str]] = {
         "dynamodb:ExportTableToPointInTime", "s3:PutObject", "s3:PutObjectAcl", "s3:AbortMultipartUpload",
     },
     ("plugins/jit_audit_airflow/triggers/dynamodb.py", "describe_export"): {"dynamodb:DescribeExport"},
-    ("include/jit_audit/snapshot.py", "get_object"): {"s3:GetObject"},
-    ("include/jit_audit/snapshot.py", "upload_fileobj"): TRANSFER_PUT,
+    # flatten streams each data file the export's manifest lists into a staged part; one S3 no longer
+    # has (fault row 5b) is NoSuchKey only to callers with s3:ListBucket on the bucket (no s3:prefix
+    # in that check), else AccessDenied.
+    ("include/jit_audit/staging.py", "get_object"): {"s3:GetObject"},
+    ("include/jit_audit/staging.py", "upload_fileobj"): TRANSFER_PUT,
     ("include/jit_audit/snapshot.py", "copy"): {"s3:GetObject", *TRANSFER_PUT},
-    # flatten reads each data file the export's manifest lists; one S3 no longer has (fault row 5b)
-    # is NoSuchKey only to callers with s3:ListBucket on the bucket (no s3:prefix in that check),
-    # else AccessDenied.
-    ("include/jit_audit/snapshot.py", "list_objects_v2"): {"s3:ListBucket"},
-    ("include/jit_audit/snapshot.py", "delete_objects"): {"s3:DeleteObject"},
-    ("include/jit_audit/snapshot.py", "put_object"): {"s3:PutObject"},
-    # published_snapshots (a maximum retention is set) lists <prefix>/jsonl/.
-    ("include/jit_audit/retention.py", "list_objects_v2"): {"s3:ListBucket"},
-    ("include/jit_audit/retention.py", "get_bucket_lifecycle_configuration"): {"s3:GetLifecycleConfiguration"},
-    ("include/jit_audit/retention.py", "get_bucket_versioning"): {"s3:GetBucketVersioning"},
-    ("include/jit_audit/retention.py", "get_object_lock_configuration"): {"s3:GetBucketObjectLockConfiguration"},
-    ("include/jit_audit/retention.py", "get_bucket_encryption"): {"s3:GetEncryptionConfiguration"},
-    ("include/jit_audit/retention.py", "get_public_access_block"): {"s3:GetBucketPublicAccessBlock"},
-    # The publication ledger (listed with snapshot.list_keys): read the head, append with If-None-Match (a COMPLIANCE
-    # retention on the entry when the bucket has Object Lock: s3:PutObjectRetention).
-    ("include/jit_audit/ledger.py", "get_object"): {"s3:GetObject"},
+    # The shared S3 helpers (jit_audit.s3): the export's manifests and the ledger's entries read whole,
+    # staging, published partitions (has_baseline, published_snapshots when a maximum retention is set)
+    # and the ledger listed, stale parts deleted, _manifest.json and _SUCCESS put with a checksum;
+    # `jit-audit ledger init`, run once by whoever holds the export role, reads manifests with them too.
+    ("include/jit_audit/s3.py", "get_object"): {"s3:GetObject"},
+    ("include/jit_audit/s3.py", "list_objects_v2"): {"s3:ListBucket"},
+    ("include/jit_audit/s3.py", "delete_objects"): {"s3:DeleteObject"},
+    ("include/jit_audit/s3.py", "put_object"): {"s3:PutObject"},
+    ("include/jit_audit/retention/lifecycle.py", "get_bucket_lifecycle_configuration"): {"s3:GetLifecycleConfiguration"},
+    ("include/jit_audit/retention/bucket.py", "get_bucket_versioning"): {"s3:GetBucketVersioning"},
+    ("include/jit_audit/retention/bucket.py", "get_object_lock_configuration"): {"s3:GetBucketObjectLockConfiguration"},
+    ("include/jit_audit/retention/bucket.py", "get_bucket_encryption"): {"s3:GetEncryptionConfiguration"},
+    ("include/jit_audit/retention/bucket.py", "get_public_access_block"): {"s3:GetBucketPublicAccessBlock"},
+    # The publication ledger: append with If-None-Match (a COMPLIANCE retention on the entry when the
+    # bucket has Object Lock: s3:PutObjectRetention).
     ("include/jit_audit/ledger.py", "put_object"): {"s3:PutObject", "s3:PutObjectRetention"},
     ("include/jit_audit/ledger.py", "get_object_lock_configuration"): {"s3:GetBucketObjectLockConfiguration"},
-    # `jit-audit ledger init`, run once by whoever holds the export role.
-    ("include/jit_audit/migrate.py", "get_object"): {"s3:GetObject"},
 }
 
 ADHOC_CALLS: dict[tuple[str, str], set[str]] = {
@@ -98,16 +98,16 @@ ADHOC_CALLS: dict[tuple[str, str], set[str]] = {
     # `jit-audit flatten --out s3://...` (an operator's upload of a flattened file, e.g. under adhoc/).
     ("include/jit_audit/cli.py", "upload_file"): TRANSFER_PUT,
     # results.publish_results, which both query.run_to_s3 and jit_api.summaries_to_s3 (query_by
-    # api_summary) publish through. refuse_foreign_prefix reads <output>/_manifest.json, which is
-    # usually missing: S3 says NoSuchKey only to callers with s3:ListBucket (otherwise AccessDenied).
-    ("include/jit_audit/results.py", "get_object"): {"s3:GetObject", "s3:ListBucket"},
+    # api_summary) publish through, with the shared S3 helpers (jit_audit.s3). refuse_foreign_prefix
+    # reads <output>/_manifest.json, which is usually missing: S3 says NoSuchKey only to callers with
+    # s3:ListBucket (otherwise AccessDenied). Stale parts are listed and deleted, _manifest.json and
+    # _SUCCESS put with a checksum; the ledger's entries are read and listed with them too.
     ("include/jit_audit/results.py", "upload_fileobj"): TRANSFER_PUT,
-    ("include/jit_audit/results.py", "put_object"): {"s3:PutObject"},
-    # snapshot.list_keys / delete_keys, reused by results.publish_results.
-    ("include/jit_audit/snapshot.py", "list_objects_v2"): {"s3:ListBucket"},
-    ("include/jit_audit/snapshot.py", "delete_objects"): {"s3:DeleteObject"},
+    ("include/jit_audit/s3.py", "get_object"): {"s3:GetObject", "s3:ListBucket"},
+    ("include/jit_audit/s3.py", "list_objects_v2"): {"s3:ListBucket"},
+    ("include/jit_audit/s3.py", "delete_objects"): {"s3:DeleteObject"},
+    ("include/jit_audit/s3.py", "put_object"): {"s3:PutObject"},
     # Each result is recorded in the export table's ledger (as the export role does).
-    ("include/jit_audit/ledger.py", "get_object"): {"s3:GetObject"},
     ("include/jit_audit/ledger.py", "put_object"): {"s3:PutObject", "s3:PutObjectRetention"},
     ("include/jit_audit/ledger.py", "get_object_lock_configuration"): {"s3:GetBucketObjectLockConfiguration"},
 }
@@ -117,15 +117,16 @@ ADHOC_CALLS: dict[tuple[str, str], set[str]] = {
 AUDITOR_CALLS: dict[tuple[str, str], set[str]] = {
     ("include/jit_audit/verify.py", "get_object"): {"s3:GetObject"},
     ("include/jit_audit/verify.py", "list_objects_v2"): {"s3:ListBucket"},
-    ("include/jit_audit/ledger.py", "get_object"): {"s3:GetObject"},
-    ("include/jit_audit/snapshot.py", "list_objects_v2"): {"s3:ListBucket"},
+    # jit_audit.s3: manifests and ledger entries read whole, the ledger and the published partitions
+    # listed (by verify, and by published_snapshots when a maximum retention is set).
+    ("include/jit_audit/s3.py", "get_object"): {"s3:GetObject"},
+    ("include/jit_audit/s3.py", "list_objects_v2"): {"s3:ListBucket"},
     ("include/jit_audit/exports.py", "describe_continuous_backups"): {"dynamodb:DescribeContinuousBackups"},
-    ("include/jit_audit/retention.py", "list_objects_v2"): {"s3:ListBucket"},
-    ("include/jit_audit/retention.py", "get_bucket_lifecycle_configuration"): {"s3:GetLifecycleConfiguration"},
-    ("include/jit_audit/retention.py", "get_bucket_versioning"): {"s3:GetBucketVersioning"},
-    ("include/jit_audit/retention.py", "get_object_lock_configuration"): {"s3:GetBucketObjectLockConfiguration"},
-    ("include/jit_audit/retention.py", "get_bucket_encryption"): {"s3:GetEncryptionConfiguration"},
-    ("include/jit_audit/retention.py", "get_public_access_block"): {"s3:GetBucketPublicAccessBlock"},
+    ("include/jit_audit/retention/lifecycle.py", "get_bucket_lifecycle_configuration"): {"s3:GetLifecycleConfiguration"},
+    ("include/jit_audit/retention/bucket.py", "get_bucket_versioning"): {"s3:GetBucketVersioning"},
+    ("include/jit_audit/retention/bucket.py", "get_object_lock_configuration"): {"s3:GetBucketObjectLockConfiguration"},
+    ("include/jit_audit/retention/bucket.py", "get_bucket_encryption"): {"s3:GetEncryptionConfiguration"},
+    ("include/jit_audit/retention/bucket.py", "get_public_access_block"): {"s3:GetBucketPublicAccessBlock"},
 }
 
 #: The SNS failure alerts: the provider's SnsNotifier -> SnsHook.publish_to_target -> Publish.
@@ -228,7 +229,7 @@ def calls_in(text: str, operations: set[str]) -> set[str]:
 
 
 def runtime_sources() -> list[Path]:
-    files = [path for path in sorted((REPO / "include" / "jit_audit").glob("*.py")) if path.name not in LOCAL_ONLY]
+    files = [path for path in sorted((REPO / "include" / "jit_audit").rglob("*.py")) if path.name not in LOCAL_ONLY]
     return files + sorted((REPO / "plugins" / "jit_audit_airflow").rglob("*.py"))
 
 
@@ -383,7 +384,7 @@ def test_export_role_on_the_s3_layout(export_policy: dict[str, Any], layout: Sna
             assert allowed(export_policy, action, obj(key)), (action, key)
         assert not allowed(export_policy, "s3:DeleteObject", obj(key)), "raw exports are never deleted"
     # Staging, the published parts, _manifest.json and _SUCCESS.
-    for key in (layout.staging_part_key(0), layout.published_part_key(3), layout.manifest_key, layout.success_key):
+    for key in (layout.staging_part_key(0), layout.published_part_key(3), layout.partition.manifest_key, layout.partition.success_key):
         for action in ("s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"):
             assert allowed(export_policy, action, obj(key)), (action, key)
     for prefix in (layout.published_prefix, layout.staging_prefix, layout.snapshots_prefix):
@@ -428,7 +429,7 @@ def test_adhoc_role_on_its_results(adhoc_policy: dict[str, Any]) -> None:
 
 def test_adhoc_role_cannot_touch_snapshots_or_raw_exports(adhoc_policy: dict[str, Any]) -> None:
     for layout in layouts():
-        for key in (layout.published_part_key(0), layout.success_key, f"{layout.raw_prefix}/AWSDynamoDB/x/data/a.json.gz"):
+        for key in (layout.published_part_key(0), layout.partition.success_key, f"{layout.raw_prefix}/AWSDynamoDB/x/data/a.json.gz"):
             for action in ("s3:PutObject", "s3:GetObject", "s3:DeleteObject"):
                 assert not allowed(adhoc_policy, action, obj(key)), (action, key)
 
