@@ -141,15 +141,8 @@ class MattermostFailureNotifier(FailureAlertNotifier):
     kind = "Chat webhook alert"
     template_fields: Sequence[str] = ("webhook_conn_id", "username", "icon_url", "channel")
 
-    def __init__(
-        self,
-        *,
-        webhook_conn_id: str | None = DEFAULT_CONN_ID,
-        username: str | None = None,
-        icon_url: str | None = None,
-        channel: str | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, webhook_conn_id: str | None = DEFAULT_CONN_ID, username: str | None = None,
+                 icon_url: str | None = None, channel: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.webhook_conn_id = webhook_conn_id
         self.username = username

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from jit_audit.exports import as_export_time, find_or_start_export
-
-if TYPE_CHECKING:  # the hook (and boto3) load at run time, keeping DAG parsing light
-    from airflow.providers.amazon.aws.hooks.dynamodb import DynamoDBHook
+from jit_audit_airflow.hooks.dynamodb import DynamoDBHookMixin
 
 
-class DynamoDBPointInTimeExportOperator(BaseOperator):
+class DynamoDBPointInTimeExportOperator(DynamoDBHookMixin, BaseOperator):
     """Export ``table_name`` as of ``export_time`` to ``s3://s3_bucket/s3_prefix`` (DYNAMODB_JSON).
 
     :param table_name: DynamoDB table
@@ -69,12 +66,6 @@ class DynamoDBPointInTimeExportOperator(BaseOperator):
         self.s3_bucket_owner = s3_bucket_owner
         self.kms_key_id = kms_key_id
         self.aws_conn_id = aws_conn_id
-
-    @cached_property
-    def hook(self) -> DynamoDBHook:
-        from airflow.providers.amazon.aws.hooks.dynamodb import DynamoDBHook
-
-        return DynamoDBHook(aws_conn_id=self.aws_conn_id)
 
     def execute(self, context: Any) -> str:
         export_time = as_export_time(self.export_time)

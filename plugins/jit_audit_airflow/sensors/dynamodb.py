@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk import BaseSensorOperator
@@ -20,13 +19,26 @@ from jit_audit.exports import (
     describe_export,
     recovery_window,
 )
+from jit_audit_airflow.hooks.dynamodb import DynamoDBHookMixin
 from jit_audit_airflow.triggers.dynamodb import DynamoDBExportTrigger
 
-if TYPE_CHECKING:  # the hook (and boto3) load at run time, keeping DAG parsing light
-    from airflow.providers.amazon.aws.hooks.dynamodb import DynamoDBHook
+
+class _DynamoDBSensor(DynamoDBHookMixin, BaseSensorOperator):
+    """What both sensors share: the AWS connection, and waiting on the triggerer unless told not to.
+
+    :param aws_conn_id: Airflow connection for AWS
+    :param deferrable: wait on the triggerer (True) or poke from a worker (False)
+    """
+
+    def __init__(
+        self, *, aws_conn_id: str | None = "aws_default", deferrable: bool = True, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.aws_conn_id = aws_conn_id
+        self.deferrable = deferrable
 
 
-class DynamoDBPointInTimeWindowSensor(BaseSensorOperator):
+class DynamoDBPointInTimeWindowSensor(_DynamoDBSensor):
     """Wait until ``export_time`` lies inside the table's point-in-time recovery window.
 
     Fails at once, without retries, when point-in-time recovery is off or the time is already
@@ -43,8 +55,6 @@ class DynamoDBPointInTimeWindowSensor(BaseSensorOperator):
         table_name: str,
         export_time: datetime | str,
         export_from_time: datetime | str | None = None,
-        aws_conn_id: str | None = "aws_default",
-        deferrable: bool = True,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", 60)
@@ -52,14 +62,6 @@ class DynamoDBPointInTimeWindowSensor(BaseSensorOperator):
         self.table_name = table_name
         self.export_time = export_time
         self.export_from_time = export_from_time
-        self.aws_conn_id = aws_conn_id
-        self.deferrable = deferrable
-
-    @cached_property
-    def hook(self) -> DynamoDBHook:
-        from airflow.providers.amazon.aws.hooks.dynamodb import DynamoDBHook
-
-        return DynamoDBHook(aws_conn_id=self.aws_conn_id)
 
     def poke(self, context: Any) -> bool:
         export_time = as_export_time(self.export_time)
@@ -92,7 +94,7 @@ class DynamoDBPointInTimeWindowSensor(BaseSensorOperator):
         )
 
 
-class DynamoDBExportSensor(BaseSensorOperator):
+class DynamoDBExportSensor(_DynamoDBSensor):
     """Wait for a DynamoDB export to complete; deferrable by default.
 
     A FAILED export fails the task with DynamoDB's FailureCode and FailureMessage.
@@ -105,27 +107,11 @@ class DynamoDBExportSensor(BaseSensorOperator):
 
     template_fields: Sequence[str] = ("export_arn", "export_timeout", "aws_conn_id")
 
-    def __init__(
-        self,
-        *,
-        export_arn: str,
-        export_timeout: float | str | None = None,
-        aws_conn_id: str | None = "aws_default",
-        deferrable: bool = True,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, export_arn: str, export_timeout: float | str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("poke_interval", 30)
         super().__init__(**kwargs)
         self.export_arn = export_arn
         self.export_timeout = export_timeout
-        self.aws_conn_id = aws_conn_id
-        self.deferrable = deferrable
-
-    @cached_property
-    def hook(self) -> DynamoDBHook:
-        from airflow.providers.amazon.aws.hooks.dynamodb import DynamoDBHook
-
-        return DynamoDBHook(aws_conn_id=self.aws_conn_id)
 
     def poke(self, context: Any) -> bool:
         try:
