@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from jit_audit_dev.stack import free_port
 
 REPO = Path(__file__).resolve().parent.parent

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+
 from jit_audit_dev.seed import ACCOUNTS, seed
 
 TABLE = "jit_audit"

@@ -16,6 +16,7 @@ import sys
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from jit_audit.codecs import BLOCK_BYTES, deterministic_gzip_writer
 
 

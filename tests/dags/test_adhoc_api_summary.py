@@ -9,6 +9,7 @@ import json
 
 import pytest
 from jit_api_server import JitApiServer, running, summary
+
 from jit_audit_dev.seed import ensure_bucket
 
 pytestmark = pytest.mark.e2e

@@ -6,6 +6,7 @@ import gzip
 import json
 
 import pytest
+
 from jit_audit_dev.seed import ensure_bucket, seed
 
 pytestmark = pytest.mark.e2e

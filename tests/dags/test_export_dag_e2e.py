@@ -8,6 +8,7 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from jit_audit_dev.seed import ensure_bucket, seed
 
 pytestmark = pytest.mark.e2e

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from jit_audit_dev.seed import ensure_bucket, seed
 
 pytestmark = pytest.mark.e2e

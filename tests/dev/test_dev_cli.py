@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import boto3
+
 from jit_audit_dev.stack import free_port
 
 BIN = Path(sys.executable).parent

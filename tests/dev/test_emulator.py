@@ -25,6 +25,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+
 from jit_audit_dev import emulator
 from jit_audit_dev.emulator import EmulatorThread
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+
 from jit_audit_dev.emulator import EmulatorThread
 
 BUCKET = "conditional-bucket"

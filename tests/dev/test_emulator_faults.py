@@ -20,6 +20,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
 from jit_audit_dev.emulator import FAULTS_PATH, REQUESTS_PATH, EmulatorThread
 
 BUCKET = "fault-bucket"

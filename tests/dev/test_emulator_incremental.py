@@ -30,6 +30,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+
 from jit_audit_dev import emulator
 from jit_audit_dev.emulator import CLOCK_PATH, EmulatorThread
 

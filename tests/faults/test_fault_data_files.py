@@ -33,6 +33,7 @@ from faultlib import (
     verified,
     webhook_server,
 )
+
 from jit_audit_dev.seed import ensure_bucket, seed
 
 pytestmark = pytest.mark.e2e

@@ -47,6 +47,7 @@ from faultlib import (
     wait_for_export,
     webhook_server,
 )
+
 from jit_audit_dev.seed import ensure_bucket, seed
 
 pytestmark = pytest.mark.e2e

@@ -1,4 +1,5 @@
-"""Helpers for tests/live: the local stack (jit_audit_dev.stack, as `make up` and `make demo` use it), a webhook recorder, waits, S3 reads."""
+"""Helpers for tests/live: the local stack (jit_audit_dev.stack, shared with `make up` and `make demo`), a
+webhook recorder, waits and S3 reads."""
 
 from __future__ import annotations
 
@@ -15,7 +16,11 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from jit_audit_dev.stack import BUCKET, PREFIX
+
+from jit_audit_dev.stack import BUCKET, PREFIX, TABLE, Stack
+
+#: Re-exported for the tests (with the helpers below).
+__all__ = ["ARTIFACTS", "BUCKET", "PREFIX", "REPO", "TABLE", "Stack"]
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
