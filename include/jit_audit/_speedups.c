@@ -111,6 +111,16 @@ static inline __attribute__((always_inline)) int expect(Parser *parser, unsigned
     return 0;
 }
 
+/* After a member of a map, list or set: 1 at ',' (another member follows), 0 at the closer, -1
+ * (failed) at anything else. Consumes the ',' or the closer. */
+static inline __attribute__((always_inline)) int after_member(Parser *parser, unsigned char closer) {
+    skip_ws(parser);
+    if (parser->p < parser->end && (*parser->p == ',' || *parser->p == closer)) {
+        return *parser->p++ == ',';
+    }
+    FAIL(parser);
+}
+
 /* Length of a well-formed UTF-8 sequence starting at p (lead byte >= 0x80), or 0. */
 static inline int utf8_sequence(const unsigned char *p, const unsigned char *end) {
     unsigned char c = p[0];
@@ -292,18 +302,11 @@ static int flatten_members(Parser *parser, Py_ssize_t *sort_key, Py_ssize_t *sor
                 *sort_key_len = value_len;
             }
         }
-        skip_ws(parser);
-        if (parser->p >= parser->end) FAIL(parser);
-        if (*parser->p == ',') {
-            parser->p++;
-            continue;
-        }
-        if (*parser->p == '}') {
-            parser->p++;
-            EMIT_CHAR(parser, '}');
-            return 0;
-        }
-        FAIL(parser);
+        int more = after_member(parser, '}');
+        if (more < 0) return -1;
+        if (more) continue;
+        EMIT_CHAR(parser, '}');
+        return 0;
     }
 }
 
@@ -337,21 +340,9 @@ static int flatten_string_set(Parser *parser) {
         tokens[count].start = start;
         tokens[count].len = stop - start;
         count++;
-        skip_ws(parser);
-        if (parser->p >= parser->end) {
-            parser->failed = 1;
-            goto done;
-        }
-        if (*parser->p == ',') {
-            parser->p++;
-            continue;
-        }
-        if (*parser->p == ']') {
-            parser->p++;
-            break;
-        }
-        parser->failed = 1;
-        goto done;
+        int more = after_member(parser, ']');
+        if (more < 0) goto done;
+        if (!more) break;
     }
     qsort(tokens, (size_t)count, sizeof(Token), compare_tokens);
     {
@@ -412,17 +403,9 @@ static int flatten_value(Parser *parser) {
             for (int first = 1;; first = 0) {
                 if (!first) EMIT_CHAR(parser, ',');
                 if (flatten_value(parser) < 0) return -1;
-                skip_ws(parser);
-                if (parser->p >= parser->end) FAIL(parser);
-                if (*parser->p == ',') {
-                    parser->p++;
-                    continue;
-                }
-                if (*parser->p == ']') {
-                    parser->p++;
-                    break;
-                }
-                FAIL(parser);
+                int more = after_member(parser, ']');
+                if (more < 0) return -1;
+                if (!more) break;
             }
         }
         EMIT_CHAR(parser, ']');
