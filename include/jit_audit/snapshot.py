@@ -144,6 +144,19 @@ def publish(
     partition = layout.partition
     manifest = snapshot_manifest(layout, summary, parts, described_item_count)
     body = manifest_bytes(manifest)
+    staged = set(list_keys(client, layout.bucket, layout.staging_prefix))
+    missing = [part.staging_key for part in parts if part.staging_key not in staged]
+    if missing:
+        if _already_published(client, layout, body):
+            # Only the publish step ran again, after it had published and cleared staging: the
+            # snapshot is already exactly this one (its manifest has these parts' SHA-256s).
+            delete_keys(client, layout.bucket, sorted(staged))
+            return manifest
+        raise IntegrityError(
+            f"{len(missing)} staged part(s) are gone (e.g. s3://{layout.bucket}/{missing[0]}) and "
+            f"s3://{layout.bucket}/{partition.prefix} does not already hold this snapshot: nothing was changed. "
+            "Clear list_data_files (and what follows it) so the data files are flattened and staged again"
+        )
     if record is not None:
         record(body, manifest)
     # Withdraw the completion marker first: from here until the end, the snapshot reads as incomplete.
@@ -163,6 +176,14 @@ def publish(
     # Staging may also hold parts of an earlier, abandoned attempt: clear all of it.
     delete_keys(client, layout.bucket, list_keys(client, layout.bucket, layout.staging_prefix))
     return manifest
+
+
+def _already_published(client: Any, layout: SnapshotLayout, body: bytes) -> bool:
+    """The published prefix is complete (``_SUCCESS``) and its ``_manifest.json`` is ``body``, byte for byte."""
+    keys = set(list_keys(client, layout.bucket, layout.partition.prefix))
+    if layout.partition.success_key not in keys or layout.partition.manifest_key not in keys:
+        return False
+    return read_object(client, layout.bucket, layout.partition.manifest_key) == body
 
 
 __all__ = [

@@ -456,13 +456,33 @@ def test_a_failed_publish_never_leaves_success_beside_changed_parts(completed):
     for entry in manifest["parts"]:
         assert hashlib.sha256(before[entry["key"]]).hexdigest() == entry["sha256"]
 
-    # A re-run that fails while writing (a staged part has gone) withdraws _SUCCESS first.
+    # A re-run of the publish step alone, after staging was cleared (or lost a part): the snapshot
+    # already is exactly this one, so nothing changes, nothing is recorded, and staging is emptied.
     s3.delete_object(Bucket=BUCKET, Key=parts[0].staging_key)
-    with pytest.raises(Exception):  # noqa: B017 - whatever S3 answers for a missing copy source
-        completed.publish(parts)
-    after = _keys(s3, layout.published_prefix)
-    assert layout.partition.success_key not in after
-    assert layout.partition.manifest_key not in after
+    recorded: list[bytes] = []
+    assert publish(s3, layout, completed.summary, completed.files, parts, completed.item_count,
+                   record=lambda body, manifest: recorded.append(body)) == manifest
+    assert recorded == [] and _snapshot_objects(s3, layout) == before
+    assert _keys(s3, layout.staging_prefix) == []
+
+    # Staged parts gone and the published snapshot is another one: refused before any write.
+    other = [dataclasses.replace(part, sha256="0" * 64) for part in parts]
+    with pytest.raises(IntegrityError, match=r"staged part\(s\) are gone .* nothing was changed. Clear list_data_files"):
+        publish(s3, layout, completed.summary, completed.files, other, completed.item_count,
+                record=lambda body, manifest: recorded.append(body))
+    assert recorded == [] and _snapshot_objects(s3, layout) == before
+
+
+def test_publish_with_its_staged_parts_gone_and_nothing_published_changes_nothing(completed):
+    s3, layout = completed.s3, completed.layout
+    parts = completed.flatten_all()
+    s3.delete_object(Bucket=BUCKET, Key=parts[-1].staging_key)
+    recorded: list[bytes] = []
+    with pytest.raises(IntegrityError, match="staged part"):
+        publish(s3, layout, completed.summary, completed.files, parts, completed.item_count,
+                record=lambda body, manifest: recorded.append(body))
+    assert recorded == [] and _keys(s3, layout.published_prefix) == []
+    assert _keys(s3, layout.staging_prefix) == sorted(part.staging_key for part in parts[:-1])
 
 
 # --------------------------------------------------------------------------- export time precision
