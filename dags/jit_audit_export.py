@@ -62,13 +62,17 @@ def jit_audit_export():
         return plan_snapshot(context, has_baseline)
 
     run_plan = plan()
+    # The table and point in time (and, in incremental mode, the window's start) both steps work on.
+    point_in_time = {
+        "table_name": run_plan["table"],
+        "export_time": run_plan["export_time"],
+        "export_from_time": run_plan["window_start"],
+        "aws_conn_id": run_plan["aws_conn_id"],
+    }
 
     wait_for_restorable_time = DynamoDBPointInTimeWindowSensor(
         task_id="wait_for_restorable_time",
-        table_name=run_plan["table"],
-        export_time=run_plan["export_time"],
-        export_from_time=run_plan["window_start"],
-        aws_conn_id=run_plan["aws_conn_id"],
+        **point_in_time,
         timeout=6 * 3600,
         # The sensor's own timeout decides; this only bounds a stuck worker (a poke-mode wait).
         execution_timeout=timedelta(hours=6, minutes=15),
@@ -76,14 +80,11 @@ def jit_audit_export():
 
     start_export = DynamoDBPointInTimeExportOperator(
         task_id="start_export",
-        table_name=run_plan["table"],
-        export_time=run_plan["export_time"],
-        export_from_time=run_plan["window_start"],
+        **point_in_time,
         s3_bucket=run_plan["bucket"],
         s3_prefix=run_plan["raw_prefix"],
         s3_bucket_owner=run_plan["bucket_owner"],
         kms_key_id=run_plan["kms_key_id"],
-        aws_conn_id=run_plan["aws_conn_id"],
         execution_timeout=timedelta(minutes=15),
     )
 
