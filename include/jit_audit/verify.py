@@ -32,16 +32,25 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from jit_audit import ledger
-from jit_audit.layout import MANIFEST_NAME, PARTITION_DIRS, SUCCESS_NAME
-from jit_audit.partitions import PublishedPartition, list_partitions
+from jit_audit.layout import (
+    MANIFEST_NAME,
+    PARTITION_DIRS,
+    SUCCESS_NAME,
+    TABLE_DIR,
+    Partition,
+    jsonl_prefix,
+)
+from jit_audit.layout import table_prefix as table_prefix_of
+from jit_audit.partitions import PublishedPartition, list_partitions, list_table_prefixes
 from jit_audit.s3 import read_object
 
 _CHUNK = 1 << 20
-_PARTITION_URI = re.compile(
-    r"^s3://(?P<bucket>[^/]+)/(?P<table_prefix>(?:.*/)?jsonl/table=(?P<table>[^/]+)/)"
-    r"(?P<partition>snapshot_date=(?P<date>\d{4}-\d{2}-\d{2})|change_window=(?P<window>\d{8}T\d{6}Z_\d{8}T\d{6}Z))/?$"
-)
-_TABLE_URI = re.compile(r"^s3://(?P<bucket>[^/]+)/(?P<table_prefix>(?:.*/)?jsonl/table=(?P<table>[^/]+)/)$")
+# A table's URI and a partition's, in the one key layout's words (jit_audit.layout); a partition's
+# label is then checked by layout.Partition (a real date or window, as the pipeline writes it).
+_TABLE_PART = rf"(?P<table_prefix>(?:.*/)?jsonl/{re.escape(TABLE_DIR)}(?P<table>[^/]+)/)"
+_DIRS = "|".join(re.escape(folder) for folder in PARTITION_DIRS.values())
+_PARTITION_URI = re.compile(rf"^s3://(?P<bucket>[^/]+)/{_TABLE_PART}(?P<dir>{_DIRS})(?P<label>[^/]+)/?$")
+_TABLE_URI = re.compile(rf"^s3://(?P<bucket>[^/]+)/{_TABLE_PART}$")
 _PREFIX_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<prefix>.*)$")
 #: Finding kinds, in the words of the report.
 ADDED, CHANGED, REMOVED, INCOMPLETE = "added", "changed", "removed", "incomplete"
@@ -94,18 +103,18 @@ class PrefixTarget:
 
     @property
     def jsonl_prefix(self) -> str:
-        return f"{self.prefix}jsonl/"
+        return jsonl_prefix(self.prefix)
 
 
 def parse_uri(uri: str) -> Target:
     match = _PARTITION_URI.match(uri.strip())
-    if not match:
+    kind = next((kind for kind, folder in PARTITION_DIRS.items() if match and folder == match["dir"]), "")
+    if not match or Partition(kind, match["label"], "").data_date is None:
         raise UsageError(
             f"not a snapshot URI: {uri!r}; expected s3://<bucket>/<prefix>/jsonl/table=<table>/"
             "snapshot_date=YYYY-MM-DD/ (or .../change_window=<from>_<to>/)"
         )
-    kind = "snapshot" if match["date"] else "changes"
-    return Target(match["bucket"], match["table_prefix"], match["table"], kind, match["date"] or match["window"])
+    return Target(match["bucket"], match["table_prefix"], match["table"], kind, match["label"])
 
 
 def parse_target(uri: str, table: str | None = None) -> Target | PrefixTarget:
@@ -601,13 +610,9 @@ def _against_ledger(report: PartitionReport, manifest_key: str, bucket: str, new
 def table_prefixes(s3: Any, target: PrefixTarget) -> list[tuple[str, str]]:
     """``(table, table_prefix)`` of every table under ``<prefix>/jsonl/`` (or just ``target.table``)."""
     if target.table is not None:
-        return [(target.table, f"{target.jsonl_prefix}table={target.table}/")]
-    found = []
-    for common in _list(s3, target.bucket, target.jsonl_prefix, delimiter="/"):
-        name = common[len(target.jsonl_prefix):]
-        if name.startswith("table=") and name.endswith("/"):
-            found.append((name[len("table="):-1], common))
-    return found
+        return [(target.table, table_prefix_of(target.prefix, target.table))]
+    start = len(target.jsonl_prefix) + len(TABLE_DIR)
+    return [(found[start:-1], found) for found in list_table_prefixes(s3, target.bucket, target.prefix)]
 
 
 def verify_prefix(s3: Any, target: PrefixTarget, *, public_key: PublicKey | None = None,

@@ -27,7 +27,7 @@ from jit_audit.exports import describe_export, find_or_start_export
 from jit_audit.layout import SnapshotLayout
 from jit_audit.snapshot import SNAPSHOT_MANIFEST_VERSION, manifest_bytes, publish, read_manifests
 from jit_audit.staging import flatten_data_file
-from jit_audit.verify import parse_uri, verify
+from jit_audit.verify import PrefixTarget, Target, UsageError, parse_target, parse_uri, verify
 from jit_audit_dev.seed import seed
 
 TABLE = "jit_audit"
@@ -569,3 +569,33 @@ def test_library_form(aws, published):
     assert report.ok, report.render()
     assert [partition.label for partition in report.partitions] == [
         item.layout.snapshot_date.isoformat() for item in staged]
+
+
+# --------------------------------------------------------------------------- URIs, along the one key layout
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("s3://bkt/exports/jsonl/table=t/snapshot_date=2026-11-25/", ("snapshot", "2026-11-25", "exports/jsonl/table=t/")),
+        ("s3://bkt/jsonl/table=t/snapshot_date=2026-11-25", ("snapshot", "2026-11-25", "jsonl/table=t/")),
+        ("s3://bkt/a/b/jsonl/table=t/change_window=20261125T000000Z_20261126T000000Z/",
+         ("changes", "20261125T000000Z_20261126T000000Z", "a/b/jsonl/table=t/")),
+    ],
+)
+def test_a_partition_uri_is_parsed_along_the_layout(uri: str, expected: tuple[str, str, str]) -> None:
+    target = parse_target(uri)
+    assert isinstance(target, Target) and (target.kind, target.label, target.table_prefix) == expected
+
+
+@pytest.mark.parametrize("label", ["snapshot_date=20261125", "snapshot_date=2026-02-30", "snapshot_date=2026-1-5",
+                                   "change_window=20261125T000000Z", "change_window=2026-11-25_2026-11-26"])
+def test_a_partition_uri_with_a_label_the_pipeline_never_writes_is_refused(label: str) -> None:
+    with pytest.raises(UsageError, match="not a snapshot URI"):
+        parse_target(f"s3://bkt/exports/jsonl/table=t/{label}/")
+
+
+def test_table_and_prefix_uris() -> None:
+    assert parse_target("s3://bkt/exports/jsonl/table=t/") == PrefixTarget("bkt", "exports/", "t")
+    assert parse_target("s3://bkt/exports/jsonl/") == PrefixTarget("bkt", "exports/", None)
+    assert parse_target("s3://bkt/") == PrefixTarget("bkt", "", None)
