@@ -87,8 +87,8 @@ LIMITS = "Limits and output"
             description="For 'A Mattermost channel' and 'Request summaries': the channel's id.", section=WHAT,
         ),
         "event_types": Param(
-            [], type="array", items={"type": "string", "enum": list(EVENT_TYPES)}, uniqueItems=True,
-            examples=list(EVENT_TYPES), title="Event types",
+            [], type="array", items={"type": "string", "enum": EVENT_TYPES}, uniqueItems=True,
+            examples=EVENT_TYPES, title="Event types",
             description="Keep only these event types (required when scanning by event type; empty: all; not for summaries).",
             section=WHAT,
         ),

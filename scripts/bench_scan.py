@@ -56,18 +56,6 @@ RUNBOOK_LOOP = """import base64, json, sys
 
 import boto3
 
-def wire(value):
-    ((tag, inner),) = value.items()
-    if tag == "B":
-        return {"B": base64.b64encode(inner).decode()}
-    if tag == "BS":
-        return {"BS": [base64.b64encode(member).decode() for member in inner]}
-    if tag == "M":
-        return {"M": {name: wire(member) for name, member in inner.items()}}
-    if tag == "L":
-        return {"L": [wire(member) for member in inner]}
-    return value
-
 client = boto3.client("dynamodb")
 request = {"TableName": "jit_audit", "FilterExpression": "event_type = :et",
            "ExpressionAttributeValues": {":et": {"S": "ERROR"}}}
@@ -75,7 +63,8 @@ out = sys.stdout
 while True:
     page = client.scan(**request)
     for item in page["Items"]:
-        out.write(json.dumps({name: wire(value) for name, value in item.items()}, separators=(",", ":")) + "\\n")
+        # boto3 gives binary values as bytes; the aws CLI prints them as base64 text.
+        out.write(json.dumps(item, separators=(",", ":"), default=lambda raw: base64.b64encode(raw).decode()) + "\\n")
     if "LastEvaluatedKey" not in page:
         break
     request["ExclusiveStartKey"] = page["LastEvaluatedKey"]

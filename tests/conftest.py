@@ -44,12 +44,12 @@ os.environ.pop("AWS_PROFILE", None)
 
 
 class Emulator:
-    """A ``jit-audit-dev emulator`` process on a free loopback port."""
+    """A ``jit-audit-dev emulator`` process on a free loopback port (``command``: how to run the script)."""
 
-    def __init__(self, **options: object) -> None:
+    def __init__(self, command: tuple[str, ...] = (sys.executable, "-m", "jit_audit_dev.cli"), **options: object) -> None:
         self.port = free_port()
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
-        args = [sys.executable, "-m", "jit_audit_dev.cli", "emulator", "--port", str(self.port)]
+        args = [*command, "emulator", "--port", str(self.port)]
         for name, value in options.items():
             args += [f"--{name.replace('_', '-')}", str(value)]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

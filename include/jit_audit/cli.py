@@ -384,6 +384,13 @@ def _cmd_check_retention(args: argparse.Namespace) -> int:
     return 0
 
 
+def _aws_options(command: argparse.ArgumentParser, purpose: str = "") -> None:
+    """``--endpoint-url`` and ``--region``: they override the standard AWS configuration for one command."""
+    command.add_argument("--endpoint-url", help=" ".join(filter(None, (
+        "AWS endpoint", purpose, "(default: the AWS configuration's), e.g. http://127.0.0.1:5000"))))
+    command.add_argument("--region", help="AWS region (default: the AWS configuration's)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jit-audit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -399,8 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "s3://<bucket>/<key>")
     flatten.add_argument("--gzip", action="store_true", help="gzip the output (implied by an --out ending in .gz)")
     flatten.add_argument("--source-name", help="name used for the input in error messages (default: FILE or <stdin>)")
-    flatten.add_argument("--endpoint-url", help="AWS endpoint for an s3:// --out, e.g. http://127.0.0.1:5000")
-    flatten.add_argument("--region")
+    _aws_options(flatten, "for an s3:// --out")
     flatten.add_argument("-v", "--verbose", action="store_true", help="print the item count to stderr")
     flatten.set_defaults(func=_cmd_flatten)
 
@@ -412,8 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--max-items", type=int, help="stop after this many items (default 1,000,000)")
         command.add_argument("--out", help="'-' (stdout, default), a file (gzip if it ends in .gz) or s3://bucket/prefix/")
         command.add_argument("--table", default="jit_audit")
-        command.add_argument("--endpoint-url", help="AWS endpoint, e.g. the emulator's http://127.0.0.1:5000")
-        command.add_argument("--region")
+        _aws_options(command)
         command.add_argument(
             "--pseudonymise", action="store_true",
             help=f"replace actor_email addresses with an HMAC-SHA256 pseudonym; the key (>= 32 bytes) is read from "
@@ -445,8 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--min-retention-days", type=int, default=365, metavar="DAYS",
                         help="jit_audit_retention_min_days (default 365): ledger entries and publications recorded "
                              "longer ago than this may have been removed by the lifecycle rule (a note, not a finding)")
-    verify.add_argument("--endpoint-url", help="AWS endpoint, e.g. the emulator's http://127.0.0.1:5000")
-    verify.add_argument("--region")
+    _aws_options(verify)
     verify.set_defaults(func=_cmd_verify)
 
     ledger_command = commands.add_parser("ledger", help="the publication ledger (docs/integrity.md)")
@@ -463,8 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--signing-algorithm", default=LEDGER_SIGNING_ALGORITHMS[0], choices=LEDGER_SIGNING_ALGORITHMS)
     init.add_argument("--min-days", type=int, default=365,
                       help="jit_audit_retention_min_days: the entries' COMPLIANCE retention when the bucket has Object Lock")
-    init.add_argument("--endpoint-url", help="AWS endpoint, e.g. the emulator's http://127.0.0.1:5000")
-    init.add_argument("--region")
+    _aws_options(init)
     init.set_defaults(func=_cmd_ledger_init)
 
     check = commands.add_parser(
@@ -483,8 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
                           ("public-access-block", "on")):
         check.add_argument(f"--require-{name}", action=argparse.BooleanOptionalAction, default=None,
                            help=f"jit_audit_require_{name.replace('-', '_')} (default {default})")
-    check.add_argument("--endpoint-url", help="AWS endpoint, e.g. the emulator's http://127.0.0.1:5000")
-    check.add_argument("--region")
+    _aws_options(check)
     check.set_defaults(func=_cmd_check_retention)
     return parser
 

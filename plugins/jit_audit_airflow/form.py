@@ -7,18 +7,7 @@ rules (``jit_audit.query.parse_query``).
 
 from __future__ import annotations
 
-from jit_audit.params import (
-    ACCOUNT_ID_PATTERN,
-    CHANNEL_ID_PATTERN,
-    DEFAULT_MAX_ITEMS,
-    DEFAULT_SEGMENTS,
-    EVENT_TYPES,
-    MAX_ITEMS,
-    MAX_KEY_BYTES,
-    MAX_PAGE_SIZE,
-    MAX_SEGMENTS,
-    QUERY_MODES,
-)
+from jit_audit import params
 
 __all__ = [
     "ACCOUNT_ID_FORM_PATTERN",
@@ -33,8 +22,13 @@ __all__ = [
     "MAX_SEGMENTS",
 ]
 
+EVENT_TYPES = list(params.EVENT_TYPES)
+DEFAULT_MAX_ITEMS, MAX_ITEMS = params.DEFAULT_MAX_ITEMS, params.MAX_ITEMS
+DEFAULT_SEGMENTS, MAX_SEGMENTS = params.DEFAULT_SEGMENTS, params.MAX_SEGMENTS
+MAX_KEY_BYTES, MAX_PAGE_SIZE = params.MAX_KEY_BYTES, params.MAX_PAGE_SIZE
+
 #: The form's JSON-schema patterns (anchored, as JSON schema's ``pattern`` is not).
-ACCOUNT_ID_FORM_PATTERN = f"^{ACCOUNT_ID_PATTERN}$"
-CHANNEL_ID_FORM_PATTERN = f"^{CHANNEL_ID_PATTERN}$"
+ACCOUNT_ID_FORM_PATTERN = f"^{params.ACCOUNT_ID_PATTERN}$"
+CHANNEL_ID_FORM_PATTERN = f"^{params.CHANNEL_ID_PATTERN}$"
 #: The table's query modes, then the JIT API's request summaries (docs/jit-api.md).
-FORM_QUERY_MODES = [*QUERY_MODES, "api_summary"]
+FORM_QUERY_MODES = [*params.QUERY_MODES, "api_summary"]

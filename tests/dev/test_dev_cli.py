@@ -5,32 +5,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import boto3
-
-from jit_audit_dev.stack import free_port
+from conftest import Emulator
 
 BIN = Path(sys.executable).parent
 
 
 def test_emulator_and_seed_commands() -> None:
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    emulator = subprocess.Popen([str(BIN / "jit-audit-dev"), "emulator", "--port", str(port), "--export-seconds", "0.5"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    emulator = Emulator(command=(str(BIN / "jit-audit-dev"),), export_seconds=0.5)
+    endpoint = emulator.endpoint_url
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-                break
-            except OSError:
-                assert emulator.poll() is None, emulator.stderr.read().decode()  # type: ignore[union-attr]
-                assert time.monotonic() < deadline, "the emulator did not answer within 30 s"
-                time.sleep(0.2)
         env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "PATH": "/usr/bin:/bin"}
         seeded = subprocess.run([str(BIN / "jit-audit-dev"), "seed", "--endpoint-url", endpoint, "--region",
                                  "us-east-1", "--requests", "12", "--bucket", "dev-cli-bucket"],
@@ -46,9 +32,8 @@ def test_emulator_and_seed_commands() -> None:
             "PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
         assert boto3.client("s3", **aws).get_bucket_lifecycle_configuration(Bucket="dev-cli-bucket")["Rules"]
     finally:
-        emulator.terminate()
-        emulator.wait(timeout=15)
-    assert emulator.returncode == 0, "the emulator must exit cleanly on SIGTERM"
+        emulator.stop()
+    assert emulator.process.returncode == 0, "the emulator must exit cleanly on SIGTERM"
 
 
 def test_the_product_command_has_no_dev_tools() -> None:
