@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The console script: the subcommand's exit code (argparse exits 2 on a usage error)."""
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 
