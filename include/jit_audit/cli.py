@@ -53,6 +53,7 @@ def _cmd_flatten(args: argparse.Namespace) -> int:
     """
     from contextlib import ExitStack
 
+    from boto3.exceptions import S3UploadFailedError
     from botocore.exceptions import BotoCoreError, ClientError
 
     from jit_audit.codecs import CODEC_ERRORS
@@ -81,21 +82,25 @@ def _cmd_flatten(args: argparse.Namespace) -> int:
                     bucket, key = s3_target
                     s3 = _session(args).client("s3", endpoint_url=args.endpoint_url)
                     s3.upload_file(sink.spool_name, bucket, key, ExtraArgs={"ChecksumAlgorithm": "SHA256"})
+    except _OutputError as error:
+        print(f"jit-audit flatten: {error}", file=sys.stderr)
+        return 2
     except FlattenError as error:
         print(f"jit-audit flatten: {error}", file=sys.stderr)
         return 1
     except CODEC_ERRORS as error:
         print(f"jit-audit flatten: {source}: cannot read input ({error})", file=sys.stderr)
         return 1
-    except OSError as error:
-        print(f"jit-audit flatten: cannot write {out}: {error}", file=sys.stderr)
-        return 2
-    except (BotoCoreError, ClientError) as error:
+    except (BotoCoreError, ClientError, S3UploadFailedError) as error:
         print(f"jit-audit flatten: cannot upload to {out}: {error}", file=sys.stderr)
         return 2
     if args.verbose:
         print(f"flattened {count} items", file=sys.stderr)
     return 0
+
+
+class _OutputError(Exception):
+    """Writing the output failed (a missing folder, permissions, a full disk): not the input's fault."""
 
 
 class _Sink:
@@ -107,12 +112,25 @@ class _Sink:
         self.spool_name = spool_name
 
 
+def _new_file_mode(path: str) -> int:
+    """The mode ``open(path, "w")`` would give: the replaced file's, else 0666 less the umask."""
+    import os
+
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def _local_output(path: str | None, *, gzip_output: bool, spool: bool = False) -> Any:
     """A context manager giving a :class:`_Sink`: stdout (``path`` None), or ``path`` written whole.
 
     A file is written to a temporary file in the same directory and renamed over ``path`` only when
     the block ends without an error, so a failure leaves any earlier file untouched and no partial
     one. ``spool``: a temporary file (no ``path``) that the block uploads before it is deleted.
+    Failures to write raise :class:`_OutputError`, so they are not taken for bad input.
     """
     import os
     import tempfile
@@ -120,6 +138,14 @@ def _local_output(path: str | None, *, gzip_output: bool, spool: bool = False) -
     from pathlib import Path
 
     from jit_audit.codecs import deterministic_gzip_writer
+
+    def guarded(call: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return call(*args, **kwargs)
+            except OSError as error:
+                raise _OutputError(f"cannot write {path or 'the spool file'}: {error.strerror or error}") from error
+        return run
 
     @contextmanager
     def output() -> Any:
@@ -129,8 +155,8 @@ def _local_output(path: str | None, *, gzip_output: bool, spool: bool = False) -
                 spool_name = None
             else:
                 directory = Path(path).resolve().parent if path else Path(tempfile.gettempdir())
-                target = stack.enter_context(
-                    tempfile.NamedTemporaryFile(dir=directory, prefix=".jit-audit-", delete=False))
+                target = guarded(tempfile.NamedTemporaryFile)(dir=directory, prefix=".jit-audit-", delete=False)
+                stack.enter_context(target)
                 spool_name = target.name
                 stack.callback(Path(spool_name).unlink, missing_ok=True)
             with ExitStack() as writing:
@@ -141,11 +167,11 @@ def _local_output(path: str | None, *, gzip_output: bool, spool: bool = False) -
                         zipped.close()  # the gzip trailer; a second close is a no-op
                     target.flush()
 
-                yield _Sink((zipped or target).write, flush, spool_name)
-                flush()
+                yield _Sink(guarded((zipped or target).write), guarded(flush), spool_name)
+                guarded(flush)()
             if path is not None and spool_name is not None:
-                os.chmod(spool_name, 0o644)
-                os.replace(spool_name, path)
+                guarded(os.chmod)(spool_name, _new_file_mode(path))
+                guarded(os.replace)(spool_name, path)
 
     return output()
 
@@ -210,8 +236,8 @@ def _cmd_query(args: argparse.Namespace) -> int:
     except (BotoCoreError, ClientError) as error:
         print(f"jit-audit {args.command}: {error}", file=sys.stderr)
         return 1
-    except OSError as error:
-        print(f"jit-audit {args.command}: cannot write {out}: {error}", file=sys.stderr)
+    except _OutputError as error:
+        print(f"jit-audit {args.command}: {error}", file=sys.stderr)
         return 2
     if truncated:
         print(f"jit-audit {args.command}: stopped at --max-items {query.max_items}; there are more", file=sys.stderr)

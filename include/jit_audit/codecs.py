@@ -19,8 +19,9 @@ OUTPUT_LEVEL = 2
 CODEC_ERRORS: tuple[type[BaseException], ...] = (EOFError, OSError, isal_zlib.error)  # type: ignore[assignment]
 
 
-#: The compressor's input comes in blocks of exactly this size (the last one shorter).
-BLOCK_BYTES = 1 << 20
+#: The compressor's input comes in blocks of exactly this size (the last one shorter): small enough
+#: that an ad-hoc scan's 64 open parts hold little memory, large enough to keep calls few.
+BLOCK_BYTES = 1 << 18
 
 
 class _BlockWriter:
@@ -31,6 +32,8 @@ class _BlockWriter:
         self._pending = bytearray()
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
+        if self._gzip.closed:
+            raise ValueError("write to a closed gzip writer")
         pending = self._pending
         pending += data
         if len(pending) >= BLOCK_BYTES:

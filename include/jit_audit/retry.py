@@ -4,7 +4,7 @@ Capped exponential backoff with jitter (:class:`Backoff`): before retry *n* the 
 the upper half of ``min(cap, base * 2**(n - 1))`` seconds, so callers that failed together do not
 retry in lockstep, yet none retries sooner than half its ceiling. A server's ``Retry-After``
 lengthens a wait (never beyond the cap). Every wait is logged first: what failed, why, how long,
-which attempt comes next. After the last attempt the last error is raised unchanged, for the
+and which attempt (of how many) it was. After the last attempt the last error is raised unchanged, for the
 caller to turn into its own message. ``sleep`` is swappable, so tests count and bound the waits
 without waiting.
 
@@ -19,8 +19,10 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import tenacity
+if TYPE_CHECKING:  # imported when a retry is built, not when a DAG file imports a sensor
+    import tenacity
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ def retrying(
     (``<action>: <reason>; retrying in 1.4 s (attempt 1 of 6)``); ``retry_after(error)`` gives the
     seconds a server asked to wait, if it did. Any other error, and the last one, propagate as raised.
     """
+    import tenacity
 
     def wait(state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome is not None else None

@@ -105,13 +105,15 @@ def publish_snapshot(
         raise AirflowFailException(str(error)) from error
     counts = manifest["counts"]
     log.info(
-        "Published s3://%s/%s: DescribeExport %d = manifest %d = lines %d, %d parts",
+        "%s s3://%s/%s: DescribeExport %d = manifest %d = lines %d, %d parts",
+        "Published" if entries else "Already published (nothing changed, no new ledger entry):",
         layout.bucket, layout.published_prefix, counts["describe_export_item_count"],
         counts["manifest_item_count"], counts["lines_written"], len(manifest["parts"]),
     )
     return {
         "uri": uri,
-        "ledger_sequence": entries[0]["sequence"],
+        # None when only this step ran again and the snapshot already was exactly this one.
+        "ledger_sequence": entries[0]["sequence"] if entries else None,
         "snapshot_date": manifest["snapshot_date"],
         "export_arn": manifest["export_arn"],
         "export_time": manifest["export_time"],

@@ -269,3 +269,34 @@ def test_flatten_to_s3_uploads_only_a_complete_file(aws: Any, tmp_path: Path) ->
     assert "bad.jsonl" not in str(s3.list_objects_v2(Bucket=BUCKET).get("Contents"))
     usage = _run(["flatten", str(source), "--out", f"s3://{BUCKET}/", *where], env)
     assert usage.returncode == 2 and "must be s3://<bucket>/<key>" in usage.stderr.decode()
+
+
+def test_flatten_output_errors_are_not_input_errors_and_modes_follow_the_umask(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    source = tmp_path / "export.json"
+    source.write_bytes(EXPORT_LINES)
+    nowhere = tmp_path / "missing" / "flat.jsonl"
+    done = _run(["flatten", str(source), "--out", str(nowhere)], env)
+    assert (done.returncode, done.stderr.decode()) == (2, f"jit-audit flatten: cannot write {nowhere}: "
+                                                          "No such file or directory\n")
+    # A new file gets what open() would give it under the umask; a replaced file keeps its mode.
+    target = tmp_path / "flat.jsonl"
+    done = subprocess.run(["sh", "-c", 'umask 077 && exec "$0" -m jit_audit.cli flatten "$1" --out "$2"',
+                           sys.executable, str(source), str(target)], env=env, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    assert target.stat().st_mode & 0o777 == 0o600
+    target.chmod(0o640)
+    assert _run(["flatten", str(source), "--out", str(target)], env).returncode == 0
+    assert target.stat().st_mode & 0o777 == 0o640 and target.read_bytes() == FLAT
+
+
+def test_flatten_to_a_bucket_that_is_not_there_is_a_one_line_error(aws: Any, tmp_path: Path) -> None:
+    env = _keys(_env(tmp_path))
+    source = tmp_path / "export.json"
+    source.write_bytes(EXPORT_LINES)
+    done = _run(["flatten", str(source), "--out", "s3://no-such-bucket-here/flat.jsonl", "--endpoint-url",
+                 aws.endpoint_url, "--region", "us-east-1"], env)
+    stderr = done.stderr.decode()
+    assert done.returncode == 2 and "Traceback" not in stderr, stderr
+    assert stderr.startswith("jit-audit flatten: cannot upload to s3://no-such-bucket-here/flat.jsonl: ") \
+        and "NoSuchBucket" in stderr and stderr.count("\n") == 1, stderr
