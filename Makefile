@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml dev/pyproject.toml setup.py
+# gcc first: `pip install -e .` compiles the flattener's C fast path (without it, make test fails saying so).
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml dev/pyproject.toml setup.py | /usr/bin/gcc
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
@@ -23,7 +24,9 @@ lint: venv
 
 # The whole suite, tests/live included: real Airflow processes and the emulator on loopback, and the
 # Airflow UI in headless Debian chromium (Playwright drives /usr/bin/chromium; it downloads no browser).
-test: lint /usr/bin/chromium
+# Debian packages the tests use, installed when missing: chromium, curl and jq (docs/operating.md's
+# commands run as written), gcc (the C fast path, and its AddressSanitizer/UBSan build).
+test: lint /usr/bin/chromium /usr/bin/curl /usr/bin/jq
 	$(BIN)/pytest
 
 demo: venv
@@ -44,5 +47,11 @@ bench: venv
 /usr/bin/chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+/usr/bin/curl /usr/bin/jq:
+	@test -x $@ || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(notdir $@) >/dev/null; }
+
+/usr/bin/gcc:
+	@test -x $@ || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential >/dev/null; }
+
 clean:
-	rm -rf $(VENV) .demo .up .bench test-artifacts .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .demo .up .bench test-artifacts .pytest_cache .mypy_cache .ruff_cache .import_linter_cache build

@@ -70,7 +70,7 @@ while True:
     request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 """
 
-# Creates the table as `jit-audit seed` does and writes exactly N of its realistic items, then pages
+# Creates the table as `jit-audit-dev seed` does and writes exactly N of its realistic items, then pages
 # through the runbook's Scan (same filter, no Limit) with boto3 to see how the emulator cuts it.
 SEED = """import json, sys
 from datetime import UTC, datetime

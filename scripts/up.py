@@ -55,7 +55,7 @@ def main() -> int:
         )
         while True:
             time.sleep(1)
-            stack._check_alive()
+            stack.check_alive()
     except KeyboardInterrupt:
         say("stopping")
         return 0
@@ -63,7 +63,9 @@ def main() -> int:
         print(f"\n{error}", file=sys.stderr)
         return 1
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
+        # A second Ctrl-C or SIGTERM must not cut the cleanup short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
         print("stopped every process it started", flush=True)
 

@@ -11,14 +11,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from jit_audit_dev.stack import free_port
+from emulatorlib import Emulator
 
 REPO = Path(__file__).resolve().parent.parent
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="jit-audit-airflow-"))
@@ -41,52 +38,6 @@ os.environ.update(
 )
 os.environ.pop("AWS_PROFILE", None)
 
-
-
-class Emulator:
-    """A ``jit-audit-dev emulator`` process on a free loopback port (``command``: how to run the script)."""
-
-    def __init__(self, command: tuple[str, ...] = (sys.executable, "-m", "jit_audit_dev.cli"), **options: object) -> None:
-        self.port = free_port()
-        self.endpoint_url = f"http://127.0.0.1:{self.port}"
-        args = [*command, "emulator", "--port", str(self.port)]
-        for name, value in options.items():
-            args += [f"--{name.replace('_', '-')}", str(value)]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1)
-                return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"emulator did not start: {self.process.stderr.read().decode()}") from None  # type: ignore[union-attr]
-                time.sleep(0.1)
-
-    def reset(self) -> None:
-        """Forget every resource (moto's reset endpoint), so tests start from an empty account."""
-        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
-        urllib.request.urlopen(request, timeout=10)
-
-    def client(self, service: str):
-        import boto3
-
-        return boto3.client(service, endpoint_url=self.endpoint_url, region_name="us-east-1")
-
-    def resource(self, service: str):
-        import boto3
-
-        return boto3.resource(service, endpoint_url=self.endpoint_url, region_name="us-east-1")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 @pytest.fixture(scope="session")

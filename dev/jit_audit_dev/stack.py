@@ -107,6 +107,9 @@ class Stack:
                 "AWS_ACCESS_KEY_ID": "testing",
                 "AWS_SECRET_ACCESS_KEY": "testing",
                 "AWS_DEFAULT_REGION": "us-east-1",
+                # Everything is on loopback: never through a proxy the machine may have configured.
+                "NO_PROXY": "127.0.0.1,localhost",
+                "no_proxy": "127.0.0.1,localhost",
                 "AIRFLOW_HOME": str(self.home),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
@@ -171,7 +174,8 @@ class Stack:
         path = self.logs / f"{name}.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
-    def _check_alive(self) -> None:
+    def check_alive(self) -> None:
+        """Raise StackError naming any process of the stack that has exited (with its log's tail)."""
         for name, process in self.processes.items():
             if process.poll() is not None:
                 raise StackError(f"{name} exited with {process.returncode}:\n{self.log_tail(name)}")
@@ -179,7 +183,7 @@ class Stack:
     def _wait(self, what: str, ready: Callable[[], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            self._check_alive()
+            self.check_alive()
             try:
                 if ready():
                     return

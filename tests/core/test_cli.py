@@ -96,9 +96,13 @@ def _config(tmp_path: Path, profiles: dict[str, dict[str, str]]) -> dict[str, st
     return _env(tmp_path, AWS_CONFIG_FILE=str(config), AWS_SHARED_CREDENTIALS_FILE=str(credentials))
 
 
-def test_a_profile_with_its_own_endpoint_region_and_retry_settings(seeded: Any, reference: dict[str, bytes],
+def test_a_profile_gives_the_endpoint_region_and_keys_and_its_endpoint_wins_over_fips(seeded: Any, reference: dict[str, bytes],
                                                                   tmp_path: Path) -> None:
-    """No --endpoint-url, no --region, no key in the environment: all of it from the profile."""
+    """No --endpoint-url, no --region, no key in the environment: all of it from the profile.
+
+    The profile also asks for FIPS endpoints and standard retries; its own endpoint_url wins over
+    FIPS, as in every AWS SDK (which endpoint FIPS alone selects: the test below).
+    """
     env = _config(tmp_path, {"emulator": {"region": "us-east-1", "endpoint_url": f"{seeded.endpoint_url}/",
                                           "use_fips_endpoint": "true", "retry_mode": "standard",
                                           "max_attempts": "2"}})

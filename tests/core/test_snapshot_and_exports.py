@@ -1,7 +1,7 @@
 """The plain-Python core against the emulator over HTTP: recovery window, exactly-once exports,
 and the flatten -> publish pipeline with its integrity checks.
 
-Every test runs real boto3 calls against a fresh ``jit-audit emulator`` (the ``aws`` fixture), which
+Every test runs real boto3 calls against a fresh ``jit-audit-dev emulator`` (the ``aws`` fixture), which
 writes AWS's export layout and manifests asynchronously (``export_seconds=1``, 150 items per file).
 """
 

@@ -148,8 +148,6 @@ ROLE_ACTIONS = {
     AUDITOR_POLICY: set().union(*AUDITOR_CALLS.values()) | {"kms:Decrypt"} | LEDGER_VERIFY,
 }
 
-#: Runtime code that talks to AWS. seed.py and emulator.py serve the local emulator only.
-LOCAL_ONLY = {"seed.py", "emulator.py"}
 #: Quoted words that look like AWS operations but are not calls: (file, word) -> what they are.
 NOT_CALLS = {("include/jit_audit/jit_api.py", "query"): "the 'query' field of the API summary's _manifest.json"}
 TRANSFER_METHODS = {"upload_fileobj", "upload_file", "download_fileobj", "download_file", "copy"}
@@ -229,7 +227,7 @@ def calls_in(text: str, operations: set[str]) -> set[str]:
 
 
 def runtime_sources() -> list[Path]:
-    files = [path for path in sorted((REPO / "include" / "jit_audit").rglob("*.py")) if path.name not in LOCAL_ONLY]
+    files = sorted((REPO / "include" / "jit_audit").rglob("*.py"))
     return files + sorted((REPO / "plugins" / "jit_audit_airflow").rglob("*.py"))
 
 

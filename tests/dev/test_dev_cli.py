@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import boto3
-from conftest import Emulator
+from emulatorlib import Emulator
 
 BIN = Path(sys.executable).parent
 
