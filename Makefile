@@ -26,8 +26,9 @@ lint: venv
 # Airflow UI in headless Debian chromium (Playwright drives /usr/bin/chromium; it downloads no browser).
 # Debian packages the tests use, installed when missing: chromium, curl and jq (docs/operating.md's
 # commands run as written), gcc (the C fast path, and its AddressSanitizer/UBSan build).
+# The 20 slowest tests are listed at the end.
 test: lint /usr/bin/chromium /usr/bin/curl /usr/bin/jq
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=20
 
 demo: venv
 	$(BIN)/python scripts/demo.py

@@ -73,10 +73,35 @@ def test_run_publishes_a_reconciled_snapshot_and_a_rerun_is_identical(aws, dagba
     assert all({"request_id", "event_type", "event_time", "event_id", "details"} <= line.keys() for line in lines)
     assert exports(aws) == [manifest["export_arn"]]
 
-    state, tasks = run(dagbag, logical_date)
-    assert state == "success", tasks
+    dag_run = dagbag.dags["jit_audit_export"].test(logical_date=logical_date)
+    assert dag_run.state == "success"
     assert exports(aws) == [manifest["export_arn"]], "a re-run must not start a second export"
     assert published(aws, logical_date.date().isoformat()) == snapshot, "a re-run must publish identical bytes"
+    _publish_step_alone_changes_nothing(aws, dag_run, logical_date)
+
+
+def _publish_step_alone_changes_nothing(aws, dag_run, logical_date: datetime) -> None:
+    """Clearing only publish_snapshot (its staged parts are gone by then): the date keeps its snapshot,
+    the task succeeds without a new ledger entry, and says so."""
+    from jit_audit_airflow.export_tasks import publish_snapshot
+
+    tis = {(ti.task_id, ti.map_index): ti for ti in dag_run.get_task_instances()}
+    plan = tis[("plan", -1)].xcom_pull(task_ids="plan", key="return_value")
+    export_arn = tis[("start_export", -1)].xcom_pull(task_ids="start_export")
+    parts = [ti.xcom_pull(task_ids="flatten_data_file", map_indexes=index)
+             for (task_id, index), ti in sorted(tis.items()) if task_id == "flatten_data_file"]
+    first = tis[("publish_snapshot", -1)].xcom_pull(task_ids="publish_snapshot")
+    assert first["ledger_sequence"] is not None and len(parts) >= 2
+    date = logical_date.date().isoformat()
+    before = published(aws, date)
+    ledger_prefix = f"{PREFIX}/jsonl/table=jit_audit/_ledger/"
+    s3 = aws.client("s3")
+    entries = s3.list_objects_v2(Bucket=BUCKET, Prefix=ledger_prefix)["KeyCount"]
+
+    again = publish_snapshot(plan, export_arn, parts, run_id=dag_run.run_id)
+    assert again["ledger_sequence"] is None and again["counts"] == first["counts"]
+    assert published(aws, date) == before
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix=ledger_prefix)["KeyCount"] == entries
 
 
 def test_backfill_over_several_dates_gives_one_snapshot_each(aws, dagbag, seeded):
@@ -219,30 +244,3 @@ def test_a_bad_line_in_a_data_file_fails_the_run_and_leaves_the_published_snapsh
     assert tasks["publish_snapshot"] == "upstream_failed"
     assert published(aws, logical_date.date().isoformat()) == before, "the complete snapshot must stay as it was"
 
-
-def test_the_publish_step_run_again_alone_changes_nothing(aws, dagbag, seeded):
-    """Clearing only publish_snapshot (its staged parts are gone by then): the date keeps its snapshot,
-    the task succeeds without a new ledger entry, and says so."""
-    from jit_audit_airflow.export_tasks import publish_snapshot
-
-    logical_date = day(3)
-    dag = dagbag.dags["jit_audit_export"]
-    dag_run = dag.test(logical_date=logical_date)
-    assert dag_run.state == "success"
-    tis = {(ti.task_id, ti.map_index): ti for ti in dag_run.get_task_instances()}
-    plan = tis[("plan", -1)].xcom_pull(task_ids="plan", key="return_value")
-    export_arn = tis[("start_export", -1)].xcom_pull(task_ids="start_export")
-    parts = [ti.xcom_pull(task_ids="flatten_data_file", map_indexes=index)
-             for (task_id, index), ti in sorted(tis.items()) if task_id == "flatten_data_file"]
-    first = tis[("publish_snapshot", -1)].xcom_pull(task_ids="publish_snapshot")
-    assert first["ledger_sequence"] is not None and len(parts) >= 2
-    date = logical_date.date().isoformat()
-    before = published(aws, date)
-    ledger_prefix = f"{PREFIX}/jsonl/table=jit_audit/_ledger/"
-    s3 = aws.client("s3")
-    entries = s3.list_objects_v2(Bucket=BUCKET, Prefix=ledger_prefix)["KeyCount"]
-
-    again = publish_snapshot(plan, export_arn, parts, run_id=dag_run.run_id)
-    assert again["ledger_sequence"] is None and again["counts"] == first["counts"]
-    assert published(aws, date) == before
-    assert s3.list_objects_v2(Bucket=BUCKET, Prefix=ledger_prefix)["KeyCount"] == entries
