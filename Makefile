@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint demo up bench clean
+.PHONY: venv test lint demo up bench clean celery-services
 
 venv: $(STAMP)
 
@@ -25,19 +25,23 @@ lint: venv
 # The whole suite, tests/live included: real Airflow processes and the emulator on loopback, and the
 # Airflow UI in headless Debian chromium (Playwright drives /usr/bin/chromium; it downloads no browser).
 # Debian packages the tests use, installed when missing: chromium, curl and jq (docs/operating.md's
-# commands run as written), gcc (the C fast path, and its AddressSanitizer/UBSan build).
+# commands run as written), gcc (the C fast path, and its AddressSanitizer/UBSan build), PostgreSQL
+# and Redis (the Celery stack of tests/live/test_celery_live.py, started as plain processes).
 # The 20 slowest tests are listed at the end.
-test: lint /usr/bin/chromium /usr/bin/curl /usr/bin/jq
+test: lint /usr/bin/chromium /usr/bin/curl /usr/bin/jq celery-services
 	$(BIN)/pytest --durations=20
 
 demo: venv
 	$(BIN)/python scripts/demo.py
 
 # The stack for a person: emulator, seeded table, Airflow UI on http://127.0.0.1:$(PORT)/ (credentials
-# printed), until Ctrl-C, which stops every process it started.
+# printed), until Ctrl-C, which stops every process it started. EXECUTOR=celery: CeleryExecutor with
+# PostgreSQL, Redis and WORKERS Celery workers (docker-compose.yaml's topology as plain processes).
 PORT ?= 8080
-up: venv
-	$(BIN)/python scripts/up.py --port $(PORT)
+EXECUTOR ?= local
+WORKERS ?= 2
+up: venv $(if $(filter celery,$(EXECUTOR)),celery-services)
+	$(BIN)/python scripts/up.py --port $(PORT) --executor $(EXECUTOR) --workers $(WORKERS)
 
 # Flattening speed and memory against the runbook, TypeDeserializer, the Python-only path and the
 # codec floor (200k items), the memory bound again on 2M items, each DAG file's parse time, and the
@@ -50,6 +54,10 @@ bench: venv
 
 /usr/bin/curl /usr/bin/jq:
 	@test -x $@ || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(notdir $@) >/dev/null; }
+
+# PostgreSQL (any version Debian ships: the stack looks in /usr/lib/postgresql/*/bin) and Redis.
+celery-services:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && test -x /usr/bin/redis-server || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server >/dev/null; }
 
 /usr/bin/gcc:
 	@test -x $@ || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential >/dev/null; }

@@ -2,20 +2,33 @@
 
 One class for everyone who needs it: ``make up`` (scripts/up.py, for a person), ``make demo``
 (scripts/demo.py: only the AWS side, then ``airflow dags test``) and the live tests (tests/live).
-Airflow runs the way ``airflow standalone`` does (API server with the UI, scheduler with the
-LocalExecutor, triggerer, DAG processor) with SQLite and the simple auth manager (a generated admin
-password). Every process runs in its own process group; ``stop()`` ends them all, children included.
+
+Two executors:
+
+- ``local`` (default): the way ``airflow standalone`` runs (API server with the UI, scheduler with
+  the LocalExecutor, triggerer, DAG processor) on SQLite.
+- ``celery``: the topology of docker-compose.yaml as plain processes: PostgreSQL (metadata DB and
+  Celery result backend) and Redis (broker) from Debian's packages, each on a free loopback port
+  with a generated password, and N Celery workers, each with its own hostname (``worker-<i>``, what
+  task instances record) and log-server port, checked with ``celery inspect ping``.
+
+Both use the simple auth manager (a generated admin password). Every process runs in its own
+process group; ``stop()`` ends them all, children included.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import pwd
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -31,6 +44,17 @@ PREFIX = "exports"
 TABLE = "jit_audit"
 DAG_IDS = ("jit_audit_export", "jit_audit_adhoc")
 COMPONENTS = ("api-server", "scheduler", "triggerer", "dag-processor")
+EXECUTORS = ("local", "celery")
+CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
+#: The environment variable a Celery worker of the stack finds its hostname in (``worker_hostname``).
+WORKER_HOSTNAME_VARIABLE = "JIT_AUDIT_DEV_WORKER_HOSTNAME"
+
+
+def worker_hostname() -> str:
+    """``[core] hostname_callable`` of the stack's Celery workers: ``worker-<i>``, so the task
+    instances say which worker ran them although all run on one host (in docker-compose.yaml every
+    worker container has its own hostname anyway). Other processes keep the machine's name."""
+    return os.environ.get(WORKER_HOSTNAME_VARIABLE) or socket.getfqdn()
 
 
 def free_port() -> int:
@@ -70,9 +94,19 @@ class Stack:
         pitr_history_days: float = 35,
         items_per_data_file: int = 250,
         seed_requests: int = 300,
+        executor: str = "local",
+        workers: int = 2,
+        worker_concurrency: int = 2,
         extra_env: Mapping[str, str] | None = None,
         say: Callable[[str], None] = lambda text: None,
     ) -> None:
+        if executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, not {executor!r}")
+        if executor == "celery" and workers < 1:
+            raise ValueError(f"a Celery stack needs at least one worker, not {workers}")
+        self.executor = executor
+        self.workers = workers if executor == "celery" else 0
+        self.worker_concurrency = worker_concurrency
         self.workdir = workdir
         self.home = workdir / "airflow"
         self.logs = workdir / "logs"
@@ -90,6 +124,16 @@ class Stack:
         self.username = "admin"
         self.password = secrets.token_urlsafe(12)
         self.processes: dict[str, subprocess.Popen] = {}
+        # How each process is asked to stop (PostgreSQL: SIGINT is its fast shutdown; SIGTERM would
+        # wait for every client to disconnect).
+        self.stop_signals: dict[str, signal.Signals] = {}
+        # The Celery stack's services: loopback ports and generated passwords.
+        self.postgres_port = free_port() if executor == "celery" else 0
+        self.postgres_password = secrets.token_urlsafe(16)
+        self.postgres_dir: Path | None = None
+        self.redis_port = free_port() if executor == "celery" else 0
+        self.redis_password = secrets.token_urlsafe(16)
+        self.worker_names = [f"worker-{index}" for index in range(1, self.workers + 1)]
         self.env = self._environment()
 
     # ------------------------------------------------------------------ environment
@@ -151,24 +195,57 @@ class Stack:
                 "AIRFLOW_VAR_JIT_AUDIT_EXPORT_PREFIX": PREFIX,
             }
         )
+        if self.executor == "celery":
+            env.update(self._celery_environment())
         env.update(self.extra_env)
         return env
 
+    def _celery_environment(self) -> dict[str, str]:
+        """docker-compose.yaml's settings, on loopback (docs/deploying.md explains each)."""
+        database = f"airflow:{self.postgres_password}@127.0.0.1:{self.postgres_port}/airflow"
+        return {
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(2 * self.workers * self.worker_concurrency),
+            # psycopg2 spelled out, as in docker-compose.yaml (SQLAlchemy 2.1 alone would pick psycopg 3).
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{database}",
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://{database}",
+            "AIRFLOW__CELERY__BROKER_URL": f"redis://:{self.redis_password}@127.0.0.1:{self.redis_port}/0",
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
+            # Longer than any task's execution_timeout (the ad-hoc query's 6 h): Redis redelivers an
+            # unacknowledged message after this, even to a worker while the first one still runs it.
+            "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "25200",
+            # A killed worker's tasks are failed (then retried) this long after their last heartbeat.
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "jit_audit_dev.stack.worker_hostname",
+        }
+
     # ------------------------------------------------------------------ processes
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, args: list[str], *, env: Mapping[str, str] | None = None,
+               user: str | None = None, stop_signal: signal.Signals = signal.SIGTERM) -> subprocess.Popen:
         with open(self.logs / f"{name}.log", "ab") as log:
             process = subprocess.Popen(
                 args,
-                cwd=self.workdir,
-                env=self.env,
+                cwd=self.workdir if user is None else "/",
+                env={**self.env, **(env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop() ends it with all its children
+                user=user,
+                group=None if user is None else pwd.getpwnam(user).pw_gid,
+                extra_groups=None if user is None else [],
             )
         self.processes[name] = process
+        self.stop_signals[name] = stop_signal
         return process
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one process of the stack with all its children (a worker lost with its host)."""
+        process = self.processes.pop(name)
+        _signal_group(process, signal.SIGKILL)
+        process.wait(timeout=10)
 
     def log_tail(self, name: str, chars: int = 3000) -> str:
         path = self.logs / f"{name}.log"
@@ -211,8 +288,96 @@ class Stack:
 
     def _start(self, timeout: float) -> None:
         started = time.monotonic()
+        self.logs.mkdir(parents=True, exist_ok=True)
+        if self.executor == "celery":
+            self._start_postgres()
+            self._start_redis()
         self._start_aws()
         self._start_airflow(started, timeout)
+
+    # ------------------------------------------------------------------ Celery's services
+
+    def _start_postgres(self) -> None:
+        """A throwaway PostgreSQL cluster on 127.0.0.1:<free port>: password (scram) authentication,
+        no durability (fsync off: it holds only this stack's metadata)."""
+        initdb = _postgres_binary("initdb")
+        # PostgreSQL refuses to run as root: then it runs as Debian's `postgres` user, in a directory
+        # of its own (the stack's workdir may not be reachable by that user).
+        user = "postgres" if os.geteuid() == 0 else None
+        self.postgres_dir = Path(tempfile.mkdtemp(prefix="jit-audit-postgres-"))
+        password_file = self.postgres_dir / "password"
+        password_file.write_text(self.postgres_password)
+        if user:
+            for path in (self.postgres_dir, password_file):
+                shutil.chown(path, user, user)
+        data = self.postgres_dir / "data"
+        self.say(f"starting PostgreSQL on 127.0.0.1:{self.postgres_port}")
+        init = self._spawn("postgres-initdb", [initdb, "--pgdata", str(data), "--username", "airflow",
+                                               "--pwfile", str(password_file), "--auth", "scram-sha-256",
+                                               "--encoding", "UTF8", "--no-instructions"], user=user)
+        if init.wait(timeout=120) != 0:
+            raise StackError(f"initdb failed:\n{self.log_tail('postgres-initdb')}")
+        del self.processes["postgres-initdb"]
+        password_file.unlink()
+        self._spawn("postgres", [str(Path(initdb).parent / "postgres"), "-D", str(data),
+                                 "-c", "listen_addresses=127.0.0.1", "-c", f"port={self.postgres_port}",
+                                 "-c", f"unix_socket_directories={self.postgres_dir}",
+                                 "-c", "max_connections=200", "-c", "fsync=off",
+                                 "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+                    user=user, stop_signal=signal.SIGINT)
+        isready = [str(Path(initdb).parent / "pg_isready"), "--host", "127.0.0.1", "--port", str(self.postgres_port)]
+        self._wait("PostgreSQL", lambda: subprocess.run(isready, capture_output=True).returncode == 0, 60)
+        env = {**self.env, "PGPASSWORD": self.postgres_password}
+        created = subprocess.run([str(Path(initdb).parent / "createdb"), "--host", "127.0.0.1", "--port",
+                                  str(self.postgres_port), "--username", "airflow", "airflow"],
+                                 env=env, capture_output=True, text=True)
+        if created.returncode != 0:
+            raise StackError(f"createdb failed: {created.stderr.strip()}")
+
+    def _start_redis(self) -> None:
+        """Celery's broker: Redis on 127.0.0.1:<free port> with a password, nothing persisted."""
+        server = shutil.which("redis-server")
+        if server is None:
+            raise StackError("redis-server is not installed (Debian: apt-get install redis-server; "
+                             "`make test` and `make up EXECUTOR=celery` install it)")
+        self.say(f"starting Redis on 127.0.0.1:{self.redis_port}")
+        self._spawn("redis", [server, "--bind", "127.0.0.1", "--port", str(self.redis_port),
+                              "--requirepass", self.redis_password, "--save", "", "--appendonly", "no",
+                              "--dir", str(self.workdir)])
+        self._wait("Redis", self._redis_answers, 30)
+
+    def _redis_answers(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.redis_port), timeout=2) as connection:
+            connection.sendall(f"AUTH {self.redis_password}\r\nPING\r\n".encode())
+            answer = b""
+            while answer.count(b"\r\n") < 2:
+                chunk = connection.recv(256)
+                if not chunk:
+                    return False
+                answer += chunk
+        return answer == b"+OK\r\n+PONG\r\n"
+
+    def _start_workers(self) -> None:
+        for name in self.worker_names:
+            self.start_worker(name)
+
+    def start_worker(self, name: str) -> None:
+        """Start (or start again) the Celery worker ``name``: its own hostname and log-server port."""
+        self._spawn(name, [str(BIN / "airflow"), "celery", "worker", "--celery-hostname", f"{name}@%h",
+                           "--concurrency", str(self.worker_concurrency)],
+                    env={WORKER_HOSTNAME_VARIABLE: name,
+                         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())})
+
+    def ping_workers(self) -> set[str]:
+        """The stack's Celery workers that answer ``celery inspect ping`` (their names, ``worker-<i>``)."""
+        answer = subprocess.run(
+            [str(BIN / "celery"), "--app", CELERY_APP, "inspect", "ping", "--json", "--timeout", "5"],
+            env=self.env, cwd=self.workdir, capture_output=True, text=True, timeout=60,
+        )
+        if answer.returncode != 0 or not answer.stdout.strip():
+            return set()
+        replies = json.loads(answer.stdout.strip().splitlines()[-1])
+        return {node.split("@", 1)[0] for node, reply in replies.items() if reply.get("ok") == "pong"}
 
     def _start_aws(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -229,7 +394,8 @@ class Stack:
         )
         self._wait("the emulator", lambda: self._get(f"{self.endpoint_url}/moto-api/") is not None, 30)
 
-        self.say(f"seeding table {TABLE} and bucket {BUCKET}, migrating the metadata DB (SQLite)")
+        database = "SQLite" if self.executor == "local" else "PostgreSQL"
+        self.say(f"seeding table {TABLE} and bucket {BUCKET}, migrating the metadata DB ({database})")
         # Both at once: seeding talks to the emulator, migrating writes the SQLite file.
         with open(self.logs / "seed.log", "wb") as seed_log, open(self.logs / "db-migrate.log", "wb") as migrate_log:
             seed = subprocess.Popen(
@@ -252,17 +418,23 @@ class Stack:
             raise StackError(f"airflow db migrate failed:\n{self.log_tail('db-migrate')}")
 
     def _start_airflow(self, started: float, timeout: float) -> None:
-        self.say("starting Airflow: api-server, scheduler, triggerer, dag-processor")
+        workers = f", {self.workers} Celery workers" if self.workers else ""
+        self.say(f"starting Airflow: api-server, scheduler, triggerer, dag-processor{workers}")
         for component in COMPONENTS:
             # The API server reads task and trigger logs from AIRFLOW_HOME/logs itself; no log servers
             # (they would listen on every interface, not only loopback).
             skip = ["--skip-serve-logs"] if component in ("scheduler", "triggerer") else []
             self._spawn(component, [str(BIN / "airflow"), component, *skip])
+        self._start_workers()
 
         def remaining() -> float:
             return max(30.0, timeout - (time.monotonic() - started))
 
         self._wait("the Airflow components to report healthy", self._healthy, remaining())
+        if self.workers:
+            wanted = set(self.worker_names)
+            self._wait(f"Celery workers {', '.join(sorted(wanted))} to answer a ping",
+                       lambda: self.ping_workers() >= wanted, remaining())
         self._wait("the DAGs to be parsed", self._dags_parsed, remaining())
         self.say(f"ready in {time.monotonic() - started:.0f} s")
 
@@ -292,8 +464,8 @@ class Stack:
 
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM every process group we started, wait, then SIGKILL what is left."""
-        for process in reversed(list(self.processes.values())):
-            _signal_group(process, signal.SIGTERM)
+        for name, process in reversed(list(self.processes.items())):
+            _signal_group(process, self.stop_signals.get(name, signal.SIGTERM))
         deadline = time.monotonic() + timeout
         for process in self.processes.values():
             try:
@@ -308,6 +480,9 @@ class Stack:
             except subprocess.TimeoutExpired:
                 pass
         self.processes.clear()
+        if self.postgres_dir is not None:
+            shutil.rmtree(self.postgres_dir, ignore_errors=True)
+            self.postgres_dir = None
 
     # ------------------------------------------------------------------ REST API
 
@@ -343,6 +518,16 @@ class Stack:
                 return None
             raise StackError(f"{method} {path} -> {error.code}: {error.read().decode(errors='replace')}") from None
         return json.loads(content) if content else None
+
+
+def _postgres_binary(name: str) -> str:
+    """A PostgreSQL server program from Debian's packages (/usr/lib/postgresql/<version>/bin), newest first."""
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+                   key=lambda path: int(Path(path).parts[-3]) if Path(path).parts[-3].isdigit() else 0)
+    if not found:
+        raise StackError("PostgreSQL is not installed (Debian: apt-get install postgresql; "
+                         "`make test` and `make up EXECUTOR=celery` install it)")
+    return found[-1]
 
 
 def _signal_group(process: subprocess.Popen, signum: int) -> None:
