@@ -42,6 +42,9 @@ def _cmd_seed(args: argparse.Namespace) -> int:
                            retention_days=args.retention_days)
     counts = ", ".join(f"{name} {count}" for name, count in result.by_type.items())
     print(f"seeded {result.events} events of {result.requests} requests into {result.table} ({counts})")
+    if result.first_event and result.last_event:
+        print(f"events (each written at its event time) from {result.first_event.isoformat()} "
+              f"to {result.last_event.isoformat()}")
     return 0
 
 
@@ -65,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--table", default="jit_audit")
     seed.add_argument("--requests", type=int, default=200, help="number of JIT requests (each has 2-4 events)")
     seed.add_argument("--seed", type=int, default=7, help="random seed, for repeatable data")
-    seed.add_argument("--days", type=float, default=7, help="spread requests over this many past days")
+    seed.add_argument("--days", type=float, default=30,
+                      help="spread requests over this many days before the start of today (UTC); each event is "
+                           "written (in the emulator's write history) at its event time")
     seed.add_argument("--no-create", action="store_true", help="only write items into an existing table")
     seed.add_argument("--bucket", help="also create this export bucket (with a lifecycle rule)")
     seed.add_argument("--prefix", default="exports", help="export prefix the lifecycle rule covers")

@@ -3,22 +3,31 @@
 For local runs and tests (against the emulator), and for rehearsals in a sandbox account. Each
 request follows a real lifecycle: REQUESTED, then APPROVED or DENIED; an approval is GRANTED (or
 ends in ERROR), and a grant ends REVOKED or EXPIRED. Events carry a nested ``details`` map.
+
+Each event is written as if at its event time: the writes carry the local emulator's
+``WRITE_TIME_HEADER``, so its write history (and so its point-in-time exports) has the table grow
+event by event over the seeded days. DynamoDB has no such header: in AWS the writes happen now.
 """
 
 from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+
+from jit_audit_dev.emulator import WRITE_TIME_HEADER
 
 ACCOUNTS = ("123456789012", "210987654321", "345678901234", "456789012345", "567890123456")
 CHANNELS = ("q8k3fh5wrtbyxj1o9zmd7ecn4a", "7tq1zr3ijpfh8x6kwbn5y2mdoc", "3m9xcy1b8ahkqt5fzw2ne7rpud", "g4u6s1kd9ozbqp7t3yxjw5hram")
 REQUESTERS = ("alice@example.com", "bob@example.com", "carol@example.com", "dan@example.com", "erin@example.com")
 APPROVERS = ("secops-lead@example.com", "platform-oncall@example.com")
 ROLES = ("ReadOnlyAccess", "PowerUserAccess", "AdministratorAccess", "BillingReadOnly")
+SORT_KEY = "event_time_event_id"  # "<ISO 8601 event time>#<event id>"
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,19 @@ class SeedResult:
     requests: int
     events: int
     by_type: dict[str, int]
+    first_event: datetime | None = None
+    last_event: datetime | None = None
+
+
+def event_time(sort_key: str) -> datetime:
+    """The event time an ``event_time_event_id`` value begins with (the time the seeder wrote it at)."""
+    return datetime.fromisoformat(sort_key.partition("#")[0].replace("Z", "+00:00"))
+
+
+def start_of_today() -> datetime:
+    """Midnight UTC today: where seeded history ends by default, so that yesterday's daily snapshot
+    (exported as of this moment) holds every seeded event and older dates hold those before them."""
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def create_table(client: Any, table: str) -> None:
@@ -53,7 +75,7 @@ def create_table(client: Any, table: str) -> None:
         AttributeDefinitions=attribute_definitions,
         KeySchema=[
             {"AttributeName": "request_id", "KeyType": "HASH"},
-            {"AttributeName": "event_time_event_id", "KeyType": "RANGE"},
+            {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
         ],
         GlobalSecondaryIndexes=[gsi("gsi_account_event", "account_id"), gsi("gsi_channel_event", "channel_id")],
         BillingMode="PAY_PER_REQUEST",
@@ -128,7 +150,8 @@ def lifecycle_events(rng: random.Random, start: datetime) -> list[dict[str, Any]
 
 
 def generate(requests: int, *, seed: int, end: datetime, days: float) -> list[dict[str, Any]]:
-    """All events of ``requests`` requests started within ``days`` before ``end``."""
+    """All events of ``requests`` requests started within ``days`` before ``end`` (each more than
+    six hours before it, so every event is over an hour before ``end``)."""
     rng = random.Random(seed)
     items = []
     for _ in range(requests):
@@ -144,21 +167,40 @@ def seed(
     requests: int = 200,
     seed_value: int = 7,
     end: datetime | None = None,
-    days: float = 7,
+    days: float = 30,
     create: bool = True,
 ) -> SeedResult:
-    """Create (optionally) and fill ``table``; returns what was written."""
+    """Create (optionally) and fill ``table`` with events spread over ``days`` before ``end`` (default:
+    :func:`start_of_today`), each written at its event time; returns what was written."""
     client = dynamodb_resource.meta.client
     if create:
         create_table(client, table)
-    items = generate(requests, seed=seed_value, end=end or datetime.now(UTC), days=days)
-    with dynamodb_resource.Table(table).batch_writer() as batch:
+    items = generate(requests, seed=seed_value, end=end or start_of_today(), days=days)
+    with _written_at_event_time(client), dynamodb_resource.Table(table).batch_writer() as batch:
         for item in items:
             batch.put_item(Item=item)
     by_type: dict[str, int] = {}
     for item in items:
         by_type[item["event_type"]] = by_type.get(item["event_type"], 0) + 1
-    return SeedResult(table=table, requests=requests, events=len(items), by_type=dict(sorted(by_type.items())))
+    times = sorted(event_time(item[SORT_KEY]) for item in items)
+    return SeedResult(table=table, requests=requests, events=len(items), by_type=dict(sorted(by_type.items())),
+                      first_event=times[0] if times else None, last_event=times[-1] if times else None)
+
+
+@contextmanager
+def _written_at_event_time(client: Any) -> Iterator[None]:
+    """While inside, the client's BatchWriteItem requests ask the emulator to record each item's
+    write at the time its sort key begins with (its event time) instead of at its clock's now."""
+
+    def add_header(request: Any, **_: Any) -> None:
+        request.headers[WRITE_TIME_HEADER] = SORT_KEY
+
+    event = "before-sign.dynamodb.BatchWriteItem"
+    client.meta.events.register(event, add_header)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister(event, add_header)
 
 
 def ensure_bucket(s3_client: Any, bucket: str, *, prefix: str, retention_days: int | None) -> None:

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from jit_audit_dev import emulator
-from jit_audit_dev.emulator import EmulatorThread
+from jit_audit_dev.emulator import CLOCK_PATH, EmulatorThread
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -163,6 +164,18 @@ def _body(s3: Any, bucket: str, key: str) -> bytes:
     return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
+def _set_clock(emu: EmulatorThread, offset: timedelta) -> None:
+    """Move the emulator's clock (its write stamps) by ``offset`` from the real time."""
+    request = urllib.request.Request(
+        emu.endpoint_url + CLOCK_PATH,
+        data=json.dumps({"offset_seconds": offset.total_seconds()}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
 def _export_id(export_arn: str) -> str:
     return export_arn.rsplit("/", 1)[1]
 
@@ -276,9 +289,8 @@ def test_s3_layout_and_manifests_match_the_table(ddb: Any, s3: Any) -> None:
     assert sorted((_canonical(i) for i in exported), key=lambda i: i["pk"]["S"]) == [
         _canonical(_as_export_json(i)) for i in items
     ]
-    # Files in manifest order hold the items in the table's (scan) order: deterministic.
-    scanned = ddb.scan(TableName=table_arn.split("/")[-1])["Items"]
-    assert [i["pk"]["S"] for i in exported] == [i["pk"]["S"] for i in scanned]
+    # Files in manifest order hold the items in the order they were first written: deterministic.
+    assert [i["pk"]["S"] for i in exported] == [i["pk"]["S"] for i in items]
 
 
 def test_items_are_snapshotted_when_the_export_starts(ddb: Any, s3: Any) -> None:
@@ -325,8 +337,12 @@ def test_empty_table_without_prefix_has_no_leading_slash_and_no_data_file(ddb: A
     assert summary["itemCount"] == 0 and summary["s3Prefix"] is None
 
 
-def test_describe_export_fields_and_sse(ddb: Any, s3: Any) -> None:
-    table_arn = _table(ddb, items=_items(4))
+def test_describe_export_fields_and_sse(emu: EmulatorThread, ddb: Any, s3: Any) -> None:
+    _set_clock(emu, timedelta(days=-2))  # the items must be there a day ago, when the export is as of
+    try:
+        table_arn = _table(ddb, items=_items(4))
+    finally:
+        _set_clock(emu, timedelta(0))
     bucket = _bucket(s3)
     export_time = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=123000)
     started = ddb.export_table_to_point_in_time(

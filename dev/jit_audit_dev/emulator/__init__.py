@@ -6,8 +6,8 @@ role, as moto organises a service:
 
 * :mod:`.state` - settings, the clock, shared helpers;
 * :mod:`.pitr` - the point-in-time recovery window;
-* :mod:`.history` - the write history of every item;
-* :mod:`.exports` - full and incremental table exports and their API handlers;
+* :mod:`.history` - the write history of every item (and the seeder's backdated writes);
+* :mod:`.exports` - full (point-in-time) and incremental table exports and their API handlers;
 * :mod:`.s3` - atomic conditional writes;
 * :mod:`.faults` - fault injection and the request log;
 * :mod:`.server` - :func:`install` (patches moto in this process), :func:`serve`, :class:`EmulatorThread`.
@@ -17,7 +17,17 @@ Importing it imports no moto and patches nothing until :func:`install` (or :func
 """
 
 from jit_audit_dev.emulator.faults import FAULTS_PATH, REQUESTS_PATH
+from jit_audit_dev.emulator.history import WRITE_TIME_HEADER
 from jit_audit_dev.emulator.server import EmulatorThread, install, serve
 from jit_audit_dev.emulator.state import CLOCK_PATH, EmulatorSettings
 
-__all__ = ["CLOCK_PATH", "FAULTS_PATH", "REQUESTS_PATH", "EmulatorSettings", "EmulatorThread", "install", "serve"]
+__all__ = [
+    "CLOCK_PATH",
+    "FAULTS_PATH",
+    "REQUESTS_PATH",
+    "WRITE_TIME_HEADER",
+    "EmulatorSettings",
+    "EmulatorThread",
+    "install",
+    "serve",
+]

@@ -301,22 +301,53 @@ def _exports(backend: DynamoDBBackend) -> dict[str, _Export]:
     return cast(dict[str, _Export], backend.table_exports)
 
 
-def _snapshot(table: Table) -> tuple[list[str], int]:
-    """The table's items as AWS DYNAMODB_JSON lines, frozen now (the export's start)."""
+def _snapshot(table: Table, export_time: datetime) -> tuple[list[str], int]:
+    """The table's items as they were at ``export_time``, as AWS DYNAMODB_JSON lines, from the write history.
+
+    An item is in the snapshot with its image after its last write at or before ``export_time``
+    (absent if that write deleted it); an item first written later is absent.  Items the history has
+    no write for at all (a restored table's) were there from the start, as they are now; an item
+    whose first recorded write replaced an unrecorded one was there, as that write's old image,
+    until that write.  Lines follow the first write of each item, unrecorded items first.  Frozen
+    now (the export's start).
+    """
+    from moto.dynamodb.models.dynamo_type import DynamoType, bytesize
     from moto.dynamodb.models.utilities import DynamoJsonEncoder
 
+    def key_of(keys: dict[str, Any]) -> str:
+        return json.dumps(keys, cls=DynamoJsonEncoder, sort_keys=True)
+
+    cutoff = _micros(export_time)
+    history = table.__dict__.get(_HISTORY_ATTR)
+    writes: list[_Write] = []
+    if isinstance(history, _History):
+        with history.lock:
+            writes = list(history.writes)
+    writes.sort(key=lambda w: w.micros)  # stable: same-microsecond writes keep their order
+    images: dict[str, dict[str, Any] | None] = {}  # item key -> image at export_time; first-write order
+    for write in writes:
+        key = key_of(write.keys)
+        if write.micros <= cutoff:
+            images[key] = write.new
+        elif key not in images:
+            images[key] = write.old  # first recorded write is later: the item as it was before it
+    current = [item.to_json()["Attributes"] for item in _all_items(table)]
+    unrecorded = [image for image in current if key_of({name: image[name] for name in table.table_key_attrs}) not in images]
+    items = [*unrecorded, *(image for image in images.values() if image is not None)]
+    lines = [json.dumps({"Item": image}, cls=DynamoJsonEncoder, separators=(",", ":")) + "\n" for image in items]
+    # moto's Item.size(): attribute names plus values, the same estimate as for the live table.
+    size = sum(bytesize(name) + DynamoType(value).size() for image in items for name, value in image.items())
+    return lines, size
+
+
+def _all_items(table: Table) -> list[Any]:
     for attempt in range(5):
         try:
-            items = list(table.all_items())
-            break
+            return list(table.all_items())
         except RuntimeError:  # a concurrent write resized moto's dicts mid-iteration; retry
             if attempt == 4:
                 raise
-    lines = [
-        json.dumps(item.to_json(root_attr_name="Item"), cls=DynamoJsonEncoder, separators=(",", ":")) + "\n"
-        for item in items
-    ]
-    return lines, sum(item.size() for item in items)
+    raise AssertionError("unreachable")
 
 
 def _changes(table: Table, window: _Window) -> tuple[list[str], int]:
@@ -440,7 +471,7 @@ def _backend_export_table(
         pitr = table.continuous_backups.get("PointInTimeRecoveryDescription", {})
         if pitr.get("PointInTimeRecoveryStatus") != "ENABLED":
             raise PointInTimeRecoveryUnavailable(name=table.name)
-        earliest, latest = _pitr_window(pitr, now)
+        earliest, latest = _pitr_window(pitr, now, table)
 
         settings = current_settings()
         window: _Window | None = None
@@ -459,7 +490,7 @@ def _backend_export_table(
                     f"Export time {_iso(export_time_value)} is outside the point in time recovery window "
                     f"of table {table.name}: it must be between {_iso(earliest)} and {_iso(now)}",
                 )
-            lines, billed = _snapshot(table)
+            lines, billed = _snapshot(table, export_time_value)
         export_id = f"{int(start_time.timestamp() * 1000):014d}-{secrets.token_hex(4)}"
         export = _Export(
             params=params,

@@ -1,9 +1,17 @@
-"""Write history: every item write recorded on moto's table, for incremental and point-in-time exports."""
+"""Write history: every item write recorded on moto's table, for incremental and point-in-time exports.
+
+A write is stamped with the emulator's clock, unless its request carries :data:`WRITE_TIME_HEADER`
+(the seeder's backdated writes): then each item is stamped with the time its named attribute begins with.
+"""
 
 from __future__ import annotations
 
+import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
@@ -11,9 +19,16 @@ if TYPE_CHECKING:
     from moto.dynamodb.models.dynamo_type import Item
     from moto.dynamodb.models.table import Table
 
-from jit_audit_dev.emulator.state import _now_micros, _originals
+from jit_audit_dev.emulator.state import _EPOCH, _iso_micros, _micros, _now_micros, _originals
 
 _HISTORY_ATTR = "_jit_audit_write_history"
+#: The emulator-only request header that backdates writes: its value names a string attribute that
+#: begins with an ISO 8601 time with a zone (``2026-11-25T10:00:00.123Z#...``); each item the request
+#: writes is recorded at that time instead of the emulator's now.  PutItem and BatchWriteItem only.
+WRITE_TIME_HEADER = "X-Jit-Audit-Emulator-Write-Time-Attribute"
+# The operations a backdated request may be: the ones whose request body holds every item (or key) it writes.
+_BACKDATED_OPERATIONS = ("PutItem", "BatchWriteItem")
+_LEADING_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +49,13 @@ class _History:
     copy must keep appending to the one history (and not duplicate it).
     """
 
-    __slots__ = ("lock", "writes")
+    __slots__ = ("backdated_from", "lock", "writes")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.writes: list[_Write] = []
+        # The earliest stamp of a backdated write (epoch µs), which the PITR window must cover.
+        self.backdated_from: int | None = None
 
     def __copy__(self) -> _History:
         return self
@@ -47,8 +64,9 @@ class _History:
         return self
 
 
-# Per request thread: suppress (UpdateItem's own inner put is not a separate write) and buffer
-# (TransactWriteItems: writes become history only if the whole transaction succeeds).
+# Per request thread: suppress (UpdateItem's own inner put is not a separate write), buffer
+# (TransactWriteItems: writes become history only if the whole transaction succeeds) and
+# write_time_attribute (a backdated request: the attribute each write's stamp is read from).
 _tls = threading.local()
 
 
@@ -69,7 +87,14 @@ def _record(table: Table, old: dict[str, Any] | None, new: dict[str, Any] | None
     if image is None:
         return
     keys = {name: image[name] for name in table.table_key_attrs if name in image}
-    write = _Write(_now_micros(), keys, old, new)
+    attribute: str | None = getattr(_tls, "write_time_attribute", None)
+    if attribute is None:
+        micros = _now_micros()
+    else:
+        # The request was checked before moto saw it: every item and key it writes carries the time.
+        micros = cast(int, _leading_time_micros(image[attribute]))
+        _note_backdated(table, micros)
+    write = _Write(micros, keys, old, new)
     buffer: list[tuple[Table, _Write]] | None = getattr(_tls, "buffer", None)
     if buffer is not None:
         buffer.append((table, write))
@@ -81,6 +106,73 @@ def _append(table: Table, write: _Write) -> None:
     history = _history(table)
     with history.lock:
         history.writes.append(write)
+
+
+def _note_backdated(table: Table, micros: int) -> None:
+    history = _history(table)
+    with history.lock:
+        if history.backdated_from is None or micros < history.backdated_from:
+            history.backdated_from = micros
+
+
+def _backdated_from(table: Table) -> datetime | None:
+    """The earliest backdated write of the table, if any: point-in-time recovery must reach back to it."""
+    history = table.__dict__.get(_HISTORY_ATTR)
+    if not isinstance(history, _History):
+        return None
+    with history.lock:
+        micros = history.backdated_from
+    return None if micros is None else _EPOCH + timedelta(microseconds=micros)
+
+
+def _leading_time_micros(value: Any) -> int | None:
+    """Epoch µs of the ISO 8601 time (with a zone) a DynamoDB string value begins with, else None."""
+    text = value.get("S") if isinstance(value, dict) else None
+    match = _LEADING_TIME.match(text) if isinstance(text, str) else None
+    if match is None:
+        return None
+    return _micros(datetime.fromisoformat(match.group(0).replace("Z", "+00:00")))
+
+
+def _check_backdated_request(operation: str, body: dict[str, Any], attribute: str) -> None:
+    """Refuse (ValueError) a backdated request unless every item or key it writes carries its write
+    time in ``attribute``, no later than the emulator's now: checked before moto writes anything.
+
+    A malformed body raises AttributeError or TypeError.
+    """
+    if operation not in _BACKDATED_OPERATIONS:
+        raise ValueError(f"{WRITE_TIME_HEADER} applies to {' and '.join(_BACKDATED_OPERATIONS)} only, not {operation}")
+    if operation == "PutItem":
+        written = [body.get("Item")]
+    else:
+        written = []
+        for requests in (body.get("RequestItems") or {}).values():
+            for request in requests:
+                put = request.get("PutRequest")
+                written.append(put.get("Item") if put else (request.get("DeleteRequest") or {}).get("Key"))
+    now = _now_micros()
+    for image in written:
+        micros = _leading_time_micros(image.get(attribute) if isinstance(image, dict) else None)
+        if micros is None:
+            raise ValueError(
+                f"{WRITE_TIME_HEADER}: every item and key written must have a string attribute {attribute!r} "
+                "beginning with an ISO 8601 time with a zone, e.g. 2026-11-25T10:00:00.123Z"
+            )
+        if micros > now:
+            raise ValueError(
+                f"{WRITE_TIME_HEADER}: a write cannot be dated {_iso_micros(micros)}, after the emulator's now "
+                f"{_iso_micros(now)}"
+            )
+
+
+@contextmanager
+def _writes_stamped_from(attribute: str) -> Iterator[None]:
+    """Within this request's thread, stamp each recorded write with the time in ``attribute``."""
+    _tls.write_time_attribute = attribute
+    try:
+        yield
+    finally:
+        _tls.write_time_attribute = None
 
 
 def _suppressed() -> bool:

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
 
+from jit_audit_dev.emulator.history import _backdated_from
 from jit_audit_dev.emulator.state import (
     _DEFAULT_RECOVERY_PERIOD_DAYS,
     _aware,
@@ -18,7 +20,7 @@ from jit_audit_dev.emulator.state import (
 )
 
 
-def _pitr_view(continuous_backups: dict[str, Any]) -> dict[str, Any]:
+def _pitr_view(continuous_backups: dict[str, Any], table: Table | None) -> dict[str, Any]:
     """A copy of moto's stored description with the restorable window computed for *now*.
 
     moto stores ``unix_time()`` of the moment PITR was enabled under EarliestRestorableDateTime and
@@ -28,7 +30,7 @@ def _pitr_view(continuous_backups: dict[str, Any]) -> dict[str, Any]:
     view = dict(continuous_backups)
     stored = dict(view.get("PointInTimeRecoveryDescription") or {})
     if stored.get("PointInTimeRecoveryStatus") == "ENABLED":
-        earliest, latest = _pitr_window(stored, _now())
+        earliest, latest = _pitr_window(stored, _now(), table)
         stored["EarliestRestorableDateTime"] = earliest
         stored["LatestRestorableDateTime"] = latest
         stored.setdefault("RecoveryPeriodInDays", _DEFAULT_RECOVERY_PERIOD_DAYS)
@@ -38,9 +40,18 @@ def _pitr_view(continuous_backups: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-def _pitr_window(stored: dict[str, Any], now: datetime) -> tuple[datetime, datetime]:
+def _pitr_window(stored: dict[str, Any], now: datetime, table: Table | None) -> tuple[datetime, datetime]:
+    """(EarliestRestorableDateTime, LatestRestorableDateTime) at ``now``.
+
+    Recovery is taken to have been on ``pitr_history_days`` before it was enabled, or before the
+    table's earliest backdated write if that is older (a backdated write says it happened then);
+    never longer ago than the recovery period.
+    """
     settings = current_settings()
     enabled_at = _aware(stored.get("EarliestRestorableDateTime")) or now
+    backdated_from = _backdated_from(table) if table is not None else None
+    if backdated_from is not None:
+        enabled_at = min(enabled_at, backdated_from)
     period_days = int(stored.get("RecoveryPeriodInDays") or _DEFAULT_RECOVERY_PERIOD_DAYS)
     earliest = max(enabled_at - timedelta(days=settings.pitr_history_days), now - timedelta(days=period_days))
     # Keep the window well-formed just after enabling with pitr_history_days=0.
@@ -49,7 +60,7 @@ def _pitr_window(stored: dict[str, Any], now: datetime) -> tuple[datetime, datet
 
 
 def _backend_describe_continuous_backups(self: DynamoDBBackend, table_name: str) -> dict[str, Any]:
-    return _pitr_view(_originals["describe_continuous_backups"](self, table_name))
+    return _pitr_view(_originals["describe_continuous_backups"](self, table_name), self.tables.get(table_name))
 
 
 def _backend_update_continuous_backups(
@@ -76,4 +87,4 @@ def _backend_update_continuous_backups(
         enabled_at = _now().timestamp()
         stored["EarliestRestorableDateTime"] = enabled_at
         stored["LatestRestorableDateTime"] = enabled_at
-    return _pitr_view(result)
+    return _pitr_view(result, table)

@@ -29,16 +29,20 @@ from jit_audit_dev.emulator.faults import (
     REQUESTS_PATH,
     _fault_state,
     _json_response,
+    _read_body,
     _serve_aws,
     _serve_faults,
     _serve_requests,
     _StartResponse,
 )
 from jit_audit_dev.emulator.history import (
+    WRITE_TIME_HEADER,
     _backend_transact_write_items,
     _backend_update_item,
+    _check_backdated_request,
     _table_delete_item,
     _table_put_item,
+    _writes_stamped_from,
 )
 from jit_audit_dev.emulator.pitr import (
     _backend_describe_continuous_backups,
@@ -46,6 +50,7 @@ from jit_audit_dev.emulator.pitr import (
 )
 from jit_audit_dev.emulator.s3 import _s3_put_object
 from jit_audit_dev.emulator.state import (
+    _ERROR_PREFIX,
     CLOCK_PATH,
     EmulatorSettings,
     _clock_state,
@@ -56,6 +61,8 @@ from jit_audit_dev.emulator.state import (
     set_settings,
 )
 
+# WRITE_TIME_HEADER as WSGI names it.
+_WRITE_TIME_ENVIRON = "HTTP_" + WRITE_TIME_HEADER.upper().replace("-", "_")
 _install_lock = threading.Lock()
 _installed = False
 
@@ -146,8 +153,8 @@ class _ControlMiddleware:
 
     It answers :data:`CLOCK_PATH`, :data:`FAULTS_PATH` and :data:`REQUESTS_PATH` itself, clears
     faults and the request log when moto is reset (``POST /moto-api/reset``), and passes every AWS
-    request to moto through :func:`_serve_aws`.  Like moto's ``/moto-api/`` endpoints it answers on
-    any host name.
+    request to moto through :func:`_serve_aws` (backdating the writes of a request that carries
+    :data:`WRITE_TIME_HEADER`).  Like moto's ``/moto-api/`` endpoints it answers on any host name.
     """
 
     def __init__(self, app: Callable[[dict[str, Any], _StartResponse], Iterable[bytes]]) -> None:
@@ -167,7 +174,31 @@ class _ControlMiddleware:
                 _fault_state.clear_faults()
                 _fault_state.clear_requests()
             return result
-        return _serve_aws(self.app, environ, start_response)
+        return _serve_aws(self._backdating, environ, start_response)
+
+    def _backdating(self, environ: dict[str, Any], start_response: _StartResponse) -> Iterable[bytes]:
+        """moto, with the writes of a request carrying WRITE_TIME_HEADER stamped with their own times.
+
+        Such a request is checked whole first and refused (DynamoDB's ValidationException, HTTP 400,
+        nothing written) unless every item or key it writes carries its time.
+        """
+        attribute = environ.get(_WRITE_TIME_ENVIRON)
+        if attribute is None:
+            return self.app(environ, start_response)
+        operation = environ.get("HTTP_X_AMZ_TARGET", "").rpartition(".")[2]
+        try:
+            _check_backdated_request(operation, json.loads(_read_body(environ) or b"null"), attribute)
+        except (json.JSONDecodeError, AttributeError, TypeError):
+            message = f"{WRITE_TIME_HEADER}: malformed {operation} request body"
+        except ValueError as exc:
+            message = str(exc)
+        else:
+            message = None
+        if message is not None:
+            error = {"__type": _ERROR_PREFIX + "ValidationException", "message": message}
+            return _json_response(environ, start_response, 400, error, "")
+        with _writes_stamped_from(attribute):
+            return self.app(environ, start_response)
 
     @staticmethod
     def _clock(environ: dict[str, Any], start_response: _StartResponse) -> Iterable[bytes]:
