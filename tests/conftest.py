@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 from emulatorlib import Emulator
 
+# The fault table's summary hook lives here, in the conftest pytest-xdist's controller loads too.
+from faulttable import pytest_terminal_summary  # noqa: F401
+
 REPO = Path(__file__).resolve().parent.parent
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="jit-audit-airflow-"))
 

@@ -48,6 +48,10 @@ EXECUTORS = ("local", "celery")
 CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
 #: The environment variable a Celery worker of the stack finds its hostname in (``worker_hostname``).
 WORKER_HOSTNAME_VARIABLE = "JIT_AUDIT_DEV_WORKER_HOSTNAME"
+#: ``[database] sql_alchemy_connect_args`` of the SQLite stack: wait up to 30 s for a lock (sqlite3's
+#: default is 5 s; the scheduler, DAG processor, triggerer, API server and tasks share one file, and a
+#: loaded 2-core machine holds locks longer).
+SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": 30}
 
 
 def worker_hostname() -> str:
@@ -197,6 +201,9 @@ class Stack:
         )
         if self.executor == "celery":
             env.update(self._celery_environment())
+        else:
+            for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"):
+                env[key] = "jit_audit_dev.stack.SQLITE_CONNECT_ARGS"
         env.update(self.extra_env)
         return env
 

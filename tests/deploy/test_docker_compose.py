@@ -117,9 +117,13 @@ def console_scripts() -> set[str]:
     return {name for path in files for name in tomllib.loads(path.read_text())["project"].get("scripts", {})}
 
 
-def airflow_pin() -> str:
+def _requirement_lines() -> list[str]:
     lines = [line.split("#", 1)[0].strip() for line in (REPO / "requirements.txt").read_text().splitlines()]
-    pins = [Requirement(line) for line in lines if line and not line.startswith("-")]
+    return [line for line in lines if line and not line.startswith("-")]
+
+
+def airflow_pin() -> str:
+    pins = [Requirement(line) for line in _requirement_lines()]
     (airflow,) = [pin for pin in pins if canonicalize_name(pin.name) == "apache-airflow"]
     (spec,) = airflow.specifier
     assert spec.operator == "==", f"pin apache-airflow with ==, not {spec}"
@@ -251,8 +255,25 @@ def test_common_airflow_settings() -> None:
     broker = urlsplit(env["AIRFLOW__CELERY__BROKER_URL"] or "")
     assert (broker.scheme, broker.hostname, broker.port) == ("redis", "redis", 6379)
     backend = urlsplit(env["AIRFLOW__CELERY__RESULT_BACKEND"] or "")
-    assert backend.scheme == "db+postgresql" and backend.hostname == "postgres" and backend.path == "/airflow"
+    assert backend.scheme.startswith("db+postgresql") and backend.hostname == "postgres" and backend.path == "/airflow"
     assert backend.password == database.password, "result backend and metadata DB disagree on the password"
+    # Redis redelivers an unacknowledged task after the visibility timeout, even while it still runs:
+    # it must outlast the longest task a worker runs (the ad-hoc query's 6 h execution_timeout).
+    assert int(env["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT"] or 0) > 6 * 3600
+    assert 0 < int(env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"] or 0) < 300, "faster than the default"
+
+
+@pytest.mark.parametrize("variable", ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND"])
+def test_database_urls_name_a_driver_the_pins_install(variable: str) -> None:
+    """SQLAlchemy loads the URL's driver (what `airflow db migrate` and the Celery workers do first): it
+    must be one requirements.txt pins, installed here from the same pins as the image."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url((environment(SERVICES["airflow-scheduler"])[variable] or "").removeprefix("db+"))
+    assert url.drivername == "postgresql+psycopg2", f"{variable}: name the driver ({url.drivername})"
+    url.get_dialect().import_dbapi()  # ImportError if the driver is not installed
+    pins = {Requirement(line).name for line in _requirement_lines()}
+    assert "psycopg2-binary" in pins and "asyncpg" in pins and "apache-airflow-providers-celery" in pins, pins
     scheduler = environment(SERVICES["airflow-scheduler"])
     assert (scheduler.get("AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK") or "").lower() == "true", "/health on :8974"
     worker = SERVICES["airflow-worker"]
@@ -492,3 +513,21 @@ def test_dev_tools_only_in_the_dev_stage_and_no_compiler_in_the_runtime_image(st
         for _, argv in commands(stage.steps):
             if argv[0] in {"apt-get", "apt", "yum", "dnf", "apk"} and argv[1:2] in (["install"], ["add"]):
                 assert not COMPILERS & set(argv), f"stage {stage.name} installs a compiler: {argv}"
+
+
+@pytest.mark.parametrize("variable", ["AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY"])
+def test_secret_recipes_in_the_header_work(variable: str) -> None:
+    """The header's one-liners (step 1) run, and give what Airflow needs: a Fernet key, and at least
+    64 random bytes for the JWT secret (HS512's key size)."""
+    (line,) = [line for line in COMPOSE_FILE.read_text().splitlines() if line.startswith(f"#      {variable}=")]
+    command = shlex.split(line.split("=", 1)[1].strip())
+    assert command[:2] == ["python3", "-c"], line
+    value = subprocess.run([sys.executable, "-c", command[2]], capture_output=True, text=True, check=True).stdout.strip()
+    if variable == "AIRFLOW_FERNET_KEY":
+        from cryptography.fernet import Fernet
+
+        Fernet(value)
+    else:
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", value), value
+        random_bytes = len(value) * 6 // 8  # token_urlsafe: base64url of the random bytes
+        assert random_bytes >= (64 if variable == "AIRFLOW_JWT_SECRET" else 32), (variable, random_bytes)

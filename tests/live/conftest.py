@@ -25,6 +25,15 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``make test``: ``-n 2 --dist loadgroup``) every test on the session's
+    SQLite stack runs in one worker process, so the stack starts once; the Celery stack's module
+    (test_celery_live.py) is its own group and runs in the other worker, side by side."""
+    for item in items:
+        if "live_stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("live-sqlite"))
+
+
 @pytest.fixture(scope="session")
 def webhook() -> Iterator[Webhook]:
     server = Webhook()
