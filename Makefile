@@ -27,9 +27,11 @@ lint: venv
 # Debian packages the tests use, installed when missing: chromium, curl and jq (docs/operating.md's
 # commands run as written), gcc (the C fast path, and its AddressSanitizer/UBSan build), PostgreSQL
 # and Redis (the Celery stack of tests/live/test_celery_live.py, started as plain processes).
+# Two pytest-xdist workers (one per core): the tests on the SQLite live stack stay in one worker
+# (tests/live/conftest.py groups them), the Celery stack's in the other; the rest is shared out.
 # The 20 slowest tests are listed at the end.
 test: lint /usr/bin/chromium /usr/bin/curl /usr/bin/jq celery-services
-	$(BIN)/pytest --durations=20
+	$(BIN)/pytest -n 2 --dist loadgroup --durations=20
 
 demo: venv
 	$(BIN)/python scripts/demo.py

@@ -54,7 +54,7 @@ pytestmark = [pytest.mark.live, pytest.mark.xdist_group("celery")]
 
 EXPORT_DAG = "jit_audit_export"
 ADHOC_DAG = "jit_audit_adhoc"
-FLATTEN_TASK = "flatten_data_file"
+FLATTEN_TASK = "flatten_data_files"
 EXPORT_TRIGGER = "jit_audit_airflow.triggers.dynamodb.DynamoDBExportTrigger"
 WORKERS = ("worker-1", "worker-2")
 HEARTBEAT_TIMEOUT = 20  # seconds: the stack's [scheduler] task_instance_heartbeat_timeout
@@ -78,6 +78,8 @@ def celery_stack() -> Iterator[Stack]:
             # A lost worker's tasks fail after the heartbeat timeout; one retry, soon, finishes them.
             "AIRFLOW__JIT_AUDIT__TASK_RETRIES": "2",
             "AIRFLOW__JIT_AUDIT__RETRY_DELAY_SECONDS": "2",
+            # One data file per flatten task (each file counts 4 MiB): a dozen mapped tasks to share out.
+            "AIRFLOW_VAR_JIT_AUDIT_FLATTEN_TARGET_MIB": "1",
         },
         say=lambda text: print(f"[celery stack] {text}", flush=True),
     )
