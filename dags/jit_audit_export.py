@@ -10,8 +10,12 @@ Method 3 of the audit-export runbook, automated. For each logical date:
 3. **start_export**: `ExportTableToPointInTime` with a deterministic ClientToken; a retry or re-run
    reuses the export it already started.
 4. **wait_for_export**: deferrable sensor on `DescribeExport`; FAILED fails with DynamoDB's reason.
-5. **list_data_files** / **flatten_data_file**: one mapped task per export data file, each checked
-   against `manifest-files.json` (MD5 and item count) and flattened exactly to gzipped JSON Lines.
+5. **list_data_files** / **flatten_data_files**: the export's data files in groups of about
+   `jit_audit_flatten_target_mib` MiB (in manifest order, by their sizes in S3), at most
+   `jit_audit_flatten_max_tasks` groups, one mapped task each (labelled e.g. "files 1-64 of 3000"),
+   so any number of files stays under Airflow's `max_map_length`. Each file is checked against
+   `manifest-files.json` (MD5 and item count) and flattened exactly to its own gzipped JSON Lines
+   part; a retried group restages the same bytes.
 6. **publish_snapshot**: only if DescribeExport = manifest = lines written, record the publication in
    the table's ledger (`<prefix>/jsonl/table=<table>/_ledger/`), then publish
    `<prefix>/jsonl/table=<table>/snapshot_date=<date>/part-*.jsonl.gz`, `_manifest.json`, `_SUCCESS`.
@@ -103,20 +107,21 @@ def jit_audit_export():
 
         return body(plan, export_arn)
 
-    @task(map_index_template="{{ data_file_name }}", execution_timeout=timedelta(hours=2))
-    def flatten_data_file(plan: dict, data_file: dict):
+    @task(map_index_template="{{ data_files_label }}", execution_timeout=timedelta(hours=2))
+    def flatten_data_files(plan: dict, group: dict):
         from airflow.sdk import get_current_context
 
-        from jit_audit_airflow.export_tasks import flatten_data_file as body
+        from jit_audit_airflow.export_tasks import flatten_data_files as body
 
-        get_current_context()["data_file_name"] = data_file["key"].rsplit("/", 1)[-1]  # type: ignore[typeddict-unknown-key]
-        return body(plan, data_file)
+        get_current_context()["data_files_label"] = group["label"]  # type: ignore[typeddict-unknown-key]
+        return body(plan, group)
 
     @task(outlets=[JSONL_SNAPSHOT], trigger_rule="none_failed", execution_timeout=timedelta(minutes=30))
-    def publish_snapshot(plan: dict, export_arn: str, parts: list, **context):
+    def publish_snapshot(plan: dict, export_arn: str, staged: list, **context):
         from jit_audit_airflow.export_tasks import publish_snapshot as body
 
-        published = body(plan, export_arn, list(parts or []))
+        # One list of parts per flatten task.
+        published = body(plan, export_arn, [part for parts in staged or [] for part in parts])
         context["outlet_events"][JSONL_SNAPSHOT].extra = published
         return published
 
@@ -126,11 +131,11 @@ def jit_audit_export():
 
         return body(plan)
 
-    data_files = list_data_files(run_plan, start_export.output)
-    parts = flatten_data_file.partial(plan=run_plan).expand(data_file=data_files)
-    published = publish_snapshot(run_plan, start_export.output, parts)
+    data_file_groups = list_data_files(run_plan, start_export.output)
+    staged = flatten_data_files.partial(plan=run_plan).expand(group=data_file_groups)
+    published = publish_snapshot(run_plan, start_export.output, staged)
 
-    run_plan >> wait_for_restorable_time >> start_export >> wait_for_export >> data_files
+    run_plan >> wait_for_restorable_time >> start_export >> wait_for_export >> data_file_groups
     published >> check_retention(run_plan)
 
 

@@ -159,10 +159,10 @@ _TASK_STEPS: dict[tuple[str, str], str] = {
         "and an earlier snapshot of this date is untouched. Inspect the export named in the error; clear "
         "the task to retry once fixed."
     ),
-    (EXPORT_DAG, "flatten_data_file"): (
+    (EXPORT_DAG, "flatten_data_files"): (
         "A data file failed its MD5/item-count check or holds a line that is not DynamoDB JSON (the error "
         "names the file and line). Nothing was published and an earlier snapshot of this date is "
-        "untouched. Clear the task to retry once fixed."
+        "untouched. Clear the task to retry once fixed: it flattens its whole group of files again."
     ),
     (EXPORT_DAG, "publish_snapshot"): (
         "Publishing stopped before _SUCCESS (the counts did not reconcile, or S3 failed); readers "

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from jit_audit.grouping import DEFAULT_MAX_GROUPS, DEFAULT_TARGET_BYTES, MIB
+
 # Bucket names: 3-63 chars of lowercase letters, digits, dots and hyphens (AWS's rules).
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
 # Table names: 3-255 chars of letters, digits, '_', '-', '.'.
@@ -59,6 +61,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("jit_audit_ledger_signing_key_id", "", "KMS asymmetric key (id, alias or ARN; key usage SIGN_VERIFY): when set, every publication ledger entry is signed with it (docs/integrity.md)."),
     SettingSpec("jit_audit_ledger_signing_algorithm", "ECDSA_SHA_256", "KMS signing algorithm for ledger entries: ECDSA_SHA_256 (an ECC_NIST_P256 key) or RSASSA_PSS_SHA_256 (an RSA key)."),
     SettingSpec("jit_audit_pseudonymisation_conn_id", "jit_audit_pseudonymisation", "Airflow connection whose password is the HMAC key (at least 32 bytes) when actor_email is pseudonymised."),
+    SettingSpec("jit_audit_flatten_max_tasks", str(DEFAULT_MAX_GROUPS), "Most flatten tasks a run maps (1-65536, and at most Airflow's [core] max_map_length, 1024 by default): the export's data files are grouped into at most this many tasks, whatever their number (docs/flattening.md)."),
+    SettingSpec("jit_audit_flatten_target_mib", str(DEFAULT_TARGET_BYTES // MIB), "About this many MiB of data files per flatten task (1-65536). Each file also counts 4 MiB for its round trips (at 256, small files go about 64 to a task); past jit_audit_flatten_max_tasks tasks, tasks grow instead."),
 )
 
 
@@ -88,6 +92,10 @@ class ExportSettings:
     pseudonymisation_conn_id: str = "jit_audit_pseudonymisation"
     ledger_signing_key_id: str | None = None
     ledger_signing_algorithm: str = "ECDSA_SHA_256"
+    #: The flatten step's grouping (jit_audit.grouping): at most this many tasks...
+    flatten_max_tasks: int = DEFAULT_MAX_GROUPS
+    #: ...of about this many bytes of data files each.
+    flatten_target_bytes: int = DEFAULT_TARGET_BYTES
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -183,6 +191,8 @@ def load_settings(
         pseudonymisation_conn_id=pseudonymisation_conn_id,
         ledger_signing_key_id=signing_key_id,
         ledger_signing_algorithm=signing_algorithm,
+        flatten_max_tasks=_int(label("jit_audit_flatten_max_tasks"), raw["jit_audit_flatten_max_tasks"], 1, 65536),
+        flatten_target_bytes=MIB * _int(label("jit_audit_flatten_target_mib"), raw["jit_audit_flatten_target_mib"], 1, 65536),
     )
 
 

@@ -6,8 +6,8 @@ Three steps, each safe to repeat:
 2. ``jit_audit.staging.flatten_data_file``: each data file flattened into one staged part, checked
    against the manifest's MD5 and item count.
 3. ``publish``: only when every count agrees, record the publication (the ledger), withdraw
-   ``_SUCCESS``, copy the parts to their final keys, delete stale parts, write ``_manifest.json``
-   and then ``_SUCCESS``. Readers wait for
+   ``_SUCCESS``, copy the parts to their final keys (several at once), delete stale parts, write
+   ``_manifest.json`` and then ``_SUCCESS``. Readers wait for
    ``_SUCCESS``; a failure anywhere leaves no ``_SUCCESS`` and so nothing that looks complete.
 
 All functions take a boto3 S3 client; none imports Airflow.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from jit_audit.exports import export_id
@@ -27,6 +28,8 @@ from jit_audit.staging import CountMismatch, PartResult
 
 #: Manifest schema of the published snapshot; bump when its fields change meaning.
 SNAPSHOT_MANIFEST_VERSION = 3
+#: Parts copied to their published keys at once (botocore's default connection pool holds 10).
+COPY_CONCURRENCY = 10
 
 
 def read_manifests(
@@ -161,15 +164,25 @@ def publish(
         record(body, manifest)
     # Withdraw the completion marker first: from here until the end, the snapshot reads as incomplete.
     delete_keys(client, layout.bucket, [partition.success_key, partition.manifest_key])
-    final_keys = []
-    for part in parts:
-        final_key = layout.published_part_key(part.index)
+    final_keys = {part.index: layout.published_part_key(part.index) for part in parts}
+
+    def copy(part: PartResult) -> None:
         client.copy(
-            {"Bucket": layout.bucket, "Key": part.staging_key}, layout.bucket, final_key,
+            {"Bucket": layout.bucket, "Key": part.staging_key}, layout.bucket, final_keys[part.index],
             ExtraArgs={**extra, "ChecksumAlgorithm": CHECKSUM_ALGORITHM},
         )
-        final_keys.append(final_key)
-    stale = [key for key in list_keys(client, layout.bucket, partition.prefix) if key not in final_keys]
+
+    # Each copy is one round trip (or a few) of waiting: thousands of parts take minutes one by one.
+    with ThreadPoolExecutor(max_workers=COPY_CONCURRENCY, thread_name_prefix="publish-copy") as pool:
+        copies = [pool.submit(copy, part) for part in parts]
+        try:
+            for done in copies:
+                done.result()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    published = set(final_keys.values())
+    stale = [key for key in list_keys(client, layout.bucket, partition.prefix) if key not in published]
     delete_keys(client, layout.bucket, stale)
     put_checked(client, layout.bucket, partition.manifest_key, body, ContentType="application/json", **extra)
     put_checked(client, layout.bucket, partition.success_key, b"", **extra)

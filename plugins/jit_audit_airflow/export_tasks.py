@@ -13,9 +13,10 @@ from airflow.providers.amazon.aws.hooks.dynamodb import DynamoDBHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.sdk.exceptions import AirflowFailException
 
-from jit_audit import partitions, retention, snapshot, staging
+from jit_audit import grouping, partitions, retention, snapshot, staging
 from jit_audit.exports import describe_export
-from jit_audit.flatten import FlattenError
+from jit_audit.flatten import FlattenError, Progress
+from jit_audit.grouping import DataFileGroup
 from jit_audit.layout import SnapshotLayout
 from jit_audit.manifest import DataFile, ManifestError
 from jit_audit.s3 import IntegrityError
@@ -53,30 +54,60 @@ def has_baseline(settings: Any, layout: SnapshotLayout) -> bool:
 
 
 def list_data_files(plan: dict[str, Any], export_arn: str) -> list[dict[str, Any]]:
-    """The export's data files from its manifests, once the manifests agree with DescribeExport."""
+    """The export's data files from its manifests, in groups (one per flatten task), once the
+    manifests agree with DescribeExport.
+
+    Groups follow ``jit_audit_flatten_max_tasks`` and ``jit_audit_flatten_target_mib`` (read by
+    ``plan``; a plan from before these settings takes their defaults) and the files' sizes in S3.
+    """
     summary, files, item_count = _manifests(plan, export_arn)
-    log.info("Export %s: %d items in %d data files (manifest %s)", export_arn, item_count, len(files),
-             summary.manifest_files_key)
-    return [data_file.to_dict() for data_file in files]
+    s3 = S3Hook(aws_conn_id=plan["aws_conn_id"]).get_conn()
+    max_tasks = plan.get("flatten_max_tasks", grouping.DEFAULT_MAX_GROUPS)
+    target_bytes = plan.get("flatten_target_bytes", grouping.DEFAULT_TARGET_BYTES)
+    bucket = plan["bucket"]
+    sizes = grouping.data_file_sizes(s3, bucket, files)
+    unlisted = [data_file.key for data_file in files if data_file.key not in sizes]
+    if unlisted:
+        log.warning("%d data file(s) the manifest lists are not in S3 (e.g. s3://%s/%s): their flatten task "
+                    "will fail naming them", len(unlisted), bucket, unlisted[0])
+    groups = grouping.group_data_files(files, sizes, target_bytes=target_bytes, max_groups=max_tasks)
+    log.info("Export %s: %d items in %d data files of %d bytes (manifest %s), in %d flatten task(s) "
+             "(jit_audit_flatten_max_tasks %d, jit_audit_flatten_target_mib %d)", export_arn, item_count,
+             len(files), sum(sizes.values()), summary.manifest_files_key, len(groups), max_tasks,
+             target_bytes // grouping.MIB)
+    return [group.to_dict() for group in groups]
 
 
-def flatten_data_file(plan: dict[str, Any], data_file: dict[str, Any]) -> dict[str, Any]:
-    """Flatten one data file into its staged part; a bad byte or count fails without retries."""
+def flatten_data_files(plan: dict[str, Any], group: dict[str, Any]) -> list[dict[str, Any]]:
+    """Flatten each data file of one group into its own staged part, in order.
+
+    Each file is checked against the manifest (MD5, item count) as it is flattened; a bad byte or
+    count fails the task without retries. Parts go to fixed keys (one per data file), so a retry or
+    re-run of the group rewrites the same bytes, whatever it had staged before.
+    """
     layout = SnapshotLayout.from_dict(plan["layout"])
-    source = DataFile.from_dict(data_file)
+    files = DataFileGroup.from_dict(group)
     s3 = S3Hook(aws_conn_id=plan["aws_conn_id"]).get_conn()
     hider = pseudonymiser(plan.get("pseudonymise_actor_email", False), plan.get("pseudonymisation_conn_id", ""))
-    try:
-        part = staging.flatten_data_file(
-            s3, layout, source, upload_extra_args=plan["upload_extra_args"], view=plan.get("view"),
-            progress=lambda totals: log.info("%s: %s so far", source.key, totals.describe()),
-            pseudonymiser=hider,
-        )
-    except (FlattenError, IntegrityError) as error:
-        raise AirflowFailException(str(error)) from error
-    log.info("Data file %d (%s): %d items in, %d lines out, staged at %s (sha256 %s)",
-             source.index, source.key, source.item_count, part.lines, part.staging_key, part.sha256)
-    return part.to_dict()
+    parts = []
+    for source in files.files:
+
+        def progress(totals: Progress, key: str = source.key) -> None:
+            log.info("%s: %s so far", key, totals.describe())
+
+        try:
+            part = staging.flatten_data_file(
+                s3, layout, source, upload_extra_args=plan["upload_extra_args"], view=plan.get("view"),
+                progress=progress, pseudonymiser=hider,
+            )
+        except (FlattenError, IntegrityError) as error:
+            raise AirflowFailException(str(error)) from error
+        log.info("Data file %d (%s): %d items in, %d lines out, staged at %s (sha256 %s)",
+                 source.index, source.key, source.item_count, part.lines, part.staging_key, part.sha256)
+        parts.append(part.to_dict())
+    log.info("Group %d (%s, %d bytes): %d parts staged, %d lines", files.number, files.label, files.size_bytes,
+             len(parts), sum(part["lines"] for part in parts))
+    return parts
 
 
 def publish_snapshot(

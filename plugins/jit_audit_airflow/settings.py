@@ -11,7 +11,7 @@ from typing import Any
 from jit_audit.exports import INCREMENTAL_VIEW, as_export_time
 from jit_audit.layout import SnapshotLayout
 from jit_audit.pseudonymise import Pseudonymiser
-from jit_audit.settings import ExportSettings, load_settings
+from jit_audit.settings import ExportSettings, SettingsError, load_settings
 from jit_audit_airflow.ledger import ledger_settings
 
 
@@ -42,6 +42,7 @@ def plan_snapshot(context: Any, has_baseline: Callable[[ExportSettings, Snapshot
     full baseline snapshot exists (``has_baseline``); until then it takes that baseline.
     """
     settings = read_settings()
+    check_map_length(settings)
     # With pseudonymisation on, a missing or unusable key fails here, before the export starts.
     pseudonymiser(settings.pseudonymise_actor_email, settings.pseudonymisation_conn_id)
     export_time, snapshot_date = snapshot_moment(context)
@@ -68,6 +69,18 @@ def plan_snapshot(context: Any, has_baseline: Callable[[ExportSettings, Snapshot
         "export_timeout_seconds": settings.export_timeout_minutes * 60,
         "upload_extra_args": upload_extra_args(settings),
     }
+
+
+def check_map_length(settings: ExportSettings) -> None:
+    """Refuse a flatten task cap Airflow could not map: it would fail only after the export, in list_data_files."""
+    from airflow.sdk import conf
+
+    limit = conf.getint("core", "max_map_length", fallback=1024)
+    if settings.flatten_max_tasks > limit:
+        raise SettingsError(
+            f"Variable jit_audit_flatten_max_tasks ({settings.flatten_max_tasks}) is above Airflow's [core] "
+            f"max_map_length ({limit}): lower the Variable, or raise max_map_length first"
+        )
 
 
 def upload_extra_args(settings: ExportSettings) -> dict[str, str]:

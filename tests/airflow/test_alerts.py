@@ -219,20 +219,20 @@ def adhoc_run(dagbag, conf: dict[str, Any], *, comms: bool = True):
 def test_the_message_names_everything_the_on_call_needs():
     failed = alerts.FailedRun(
         dag_id="jit_audit_export", run_id="scheduled__2026-11-25T00:00:00+00:00",
-        logical_date=datetime(2026, 11, 25, tzinfo=UTC), task_id="flatten_data_file", map_index=3, try_number=4,
+        logical_date=datetime(2026, 11, 25, tzinfo=UTC), task_id="flatten_data_files", map_index=3, try_number=4,
         retries=3, error="bad MD5\n  for data/x.json.gz", error_type="AirflowFailException",
-        log_url="https://airflow/x", also_failed=("flatten_data_file[5]",),
+        log_url="https://airflow/x", also_failed=("flatten_data_files[5]",),
     )
     text = alerts.render_text(failed)
-    assert text.splitlines()[0] == "[jit-audit] jit_audit_export failed: flatten_data_file[3]"
+    assert text.splitlines()[0] == "[jit-audit] jit_audit_export failed: flatten_data_files[3]"
     assert "Logical date: 2026-11-25T00:00:00Z" in text
-    assert "Failed task: flatten_data_file[3] (try 4; the task allows 3 retries)" in text
-    assert "Also failed: flatten_data_file[5]" in text
+    assert "Failed task: flatten_data_files[3] (try 4; the task allows 3 retries)" in text
+    assert "Also failed: flatten_data_files[5]" in text
     assert "Error: AirflowFailException: bad MD5\n  for" not in text  # one line, always
     assert "Next steps: A data file failed its MD5/item-count check" in text
     markdown = alerts.chat_payload(failed, username="jit-audit", channel="security-alerts")
     assert markdown["username"] == "jit-audit" and markdown["channel"] == "security-alerts"
-    assert "- **Failed task:** `flatten_data_file[3]` (try 4; the task allows 3 retries)" in markdown["text"]
+    assert "- **Failed task:** `flatten_data_files[3]` (try 4; the task allows 3 retries)" in markdown["text"]
     assert "[open the task log](https://airflow/x)" in markdown["text"]
 
 
@@ -320,7 +320,7 @@ def test_alerts_are_wired_at_the_dag_level_and_tasks_only_record(dagbag, dag_id)
     timeouts = {task.task_id: task.execution_timeout for task in dag.tasks}
     if dag_id == "jit_audit_export":
         assert timeouts["plan"] == timedelta(minutes=5)
-        assert timeouts["flatten_data_file"] == timedelta(hours=2)
+        assert timeouts["flatten_data_files"] == timedelta(hours=2)
         assert timeouts["publish_snapshot"] == timedelta(minutes=30)
         # The sensors' own timeouts decide; the backstop comes later.
         assert timeouts["wait_for_restorable_time"] > timedelta(seconds=dag.get_task("wait_for_restorable_time").timeout)
@@ -399,7 +399,9 @@ def test_two_failed_mapped_tasks_still_send_one_alert(aws, dagbag, webhook, monk
     assert export_run(aws, dagbag, monkeypatch, day(1)).state == "success"
     assert webhook.requests == []
 
-    # Damage two of the export's data files: each fails its MD5 check in its own mapped task.
+    # Damage two of the export's data files: each fails its MD5 check in its own mapped task (a target
+    # of 1 MiB puts each data file in a flatten task of its own: a file counts at least 4 MiB).
+    monkeypatch.setenv("AIRFLOW_VAR_JIT_AUDIT_FLATTEN_TARGET_MIB", "1")
     s3 = aws.client("s3")
     manifest_key = f"exports/jsonl/table=jit_audit/snapshot_date={day(1).date().isoformat()}/_manifest.json"
     manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=manifest_key)["Body"].read())
@@ -412,13 +414,13 @@ def test_two_failed_mapped_tasks_still_send_one_alert(aws, dagbag, webhook, monk
     failed = sorted(ti.map_index for ti in dag_run.get_task_instances() if ti.state == "failed")
     assert len(failed) == 2
     (text,) = webhook.texts
-    labels = [f"flatten_data_file[{index}]" for index in failed]
+    labels = [f"flatten_data_files[{index}]" for index in failed]
     reported = next(label for label in labels if f"failed in `{label}`" in text)
     (other,) = set(labels) - {reported}
     assert f"- **Also failed:** {other}" in text
     assert "A data file failed its MD5/item-count check" in text
     index = int(reported.split("[")[1].rstrip("]"))
-    expected_url = f"{BASE_URL}/dags/jit_audit_export/runs/{quote(dag_run.run_id)}/tasks/flatten_data_file/mapped/{index}?try_number=1"
+    expected_url = f"{BASE_URL}/dags/jit_audit_export/runs/{quote(dag_run.run_id)}/tasks/flatten_data_files/mapped/{index}?try_number=1"
     assert expected_url in text
 
 

@@ -34,7 +34,7 @@ def test_house_rules(dagbag, dag_id):
 def test_export_dag_steps_run_in_the_runbook_order(dagbag):
     dag = dagbag.dags["jit_audit_export"]
     order = ["plan", "wait_for_restorable_time", "start_export", "wait_for_export", "list_data_files",
-             "flatten_data_file", "publish_snapshot", "check_retention"]
+             "flatten_data_files", "publish_snapshot", "check_retention"]
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert upstream in dag.get_task(downstream).upstream_task_ids | {
             ancestor.task_id for ancestor in dag.get_task(downstream).get_flat_relatives(upstream=True)

@@ -88,8 +88,8 @@ def _publish_step_alone_changes_nothing(aws, dag_run, logical_date: datetime) ->
     tis = {(ti.task_id, ti.map_index): ti for ti in dag_run.get_task_instances()}
     plan = tis[("plan", -1)].xcom_pull(task_ids="plan", key="return_value")
     export_arn = tis[("start_export", -1)].xcom_pull(task_ids="start_export")
-    parts = [ti.xcom_pull(task_ids="flatten_data_file", map_indexes=index)
-             for (task_id, index), ti in sorted(tis.items()) if task_id == "flatten_data_file"]
+    parts = [part for (task_id, index), ti in sorted(tis.items()) if task_id == "flatten_data_files"
+             for part in ti.xcom_pull(task_ids="flatten_data_files", map_indexes=index)]
     first = tis[("publish_snapshot", -1)].xcom_pull(task_ids="publish_snapshot")
     assert first["ledger_sequence"] is not None and len(parts) >= 2
     date = logical_date.date().isoformat()

@@ -146,10 +146,12 @@ def test_row5_a_damaged_data_file_fails_naming_it_and_leaves_the_snapshot_untouc
         dag_run, tis = run_dag(baseline.dag, DATE)
         assert dag_run.state == "failed"
         failed = [ti for ti in tis.values() if ti.state == "failed"]
-        assert [(ti.task_id, ti.map_index) for ti in failed] == [("flatten_data_file", index)], failed
+        groups = tis[("list_data_files", -1)].xcom_pull(task_ids="list_data_files")
+        (group,) = [group["number"] for group in groups if index in [f["index"] for f in group["files"]]]
+        assert [(ti.task_id, ti.map_index) for ti in failed] == [("flatten_data_files", group)], failed
         assert failed[0].try_number == 1
         assert tis[("publish_snapshot", -1)].state == "upstream_failed"
-        error = recorded_error(dag_run, "flatten_data_file", index)
+        error = recorded_error(dag_run, "flatten_data_files", group)
         assert error and f"s3://{BUCKET}/{key}" in error, error
         for text in expected:
             assert text in error, (text, error)
@@ -160,7 +162,7 @@ def test_row5_a_damaged_data_file_fails_naming_it_and_leaves_the_snapshot_untouc
         assert len(export_arns(baseline.aws)) == 1
         lines = lines_published(after)
         assert lines == baseline.items
-        row.record(outcome=verified(baseline.aws) + "; " + f"flatten_data_file[{index}] failed at once (no retry): "
+        row.record(outcome=verified(baseline.aws) + "; " + f"flatten_data_files[{group}] (data file {index + 1}) failed at once (no retry): "
                            f"'{error.replace(f's3://{BUCKET}/{key}', '<the file>')[:200]}'; publish_snapshot upstream_failed; 1 alert naming "
                            "the file; the published snapshot of the date unchanged (SHA-256 of every object)",
                    exported=f"0 published by this run; the earlier snapshot keeps {lines} / {baseline.items} "

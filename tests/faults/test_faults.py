@@ -167,9 +167,9 @@ def test_row2_worker_killed_right_after_starting_the_export_reuses_it(aws, seede
     assert export_arns(aws) == [arn]
     assert len(export_calls(aws)) == 1, "the retry must find the export (ListExports), not start one"
     wait_for_export(plan, arn)
-    from jit_audit_airflow.export_tasks import flatten_data_file, list_data_files, publish_snapshot
+    from jit_audit_airflow.export_tasks import flatten_data_files, list_data_files, publish_snapshot
 
-    parts = [flatten_data_file(plan, data_file) for data_file in list_data_files(plan, arn)]
+    parts = [part for group in list_data_files(plan, arn) for part in flatten_data_files(plan, group)]
     publish_snapshot(plan, arn, parts, run_id="manual__fault-row-2")
     _, lines = check_published(aws, day(1), seeded)
     row.record(outcome=verified(aws) + "; " + "the retry found the running export through ListExports and reused it: "
@@ -210,33 +210,37 @@ def test_row4_a_failed_export_fails_with_its_reason_alerts_once_and_publishes_no
 
 def prepared(aws) -> tuple[dict[str, Any], str, list[dict[str, Any]], dict[str, str], str]:
     """A completed export, and the SHA-256 of every object an undisturbed run publishes (then removed)."""
-    from jit_audit_airflow.export_tasks import flatten_data_file, list_data_files, publish_snapshot
+    from jit_audit_airflow.export_tasks import flatten_data_files, list_data_files, publish_snapshot
 
     plan = plan_for(day(1))
     arn = export_operator(plan).execute({})
     wait_for_export(plan, arn)
-    files = list_data_files(plan, arn)
-    assert len(files) >= 3
+    groups = list_data_files(plan, arn)  # with the default settings, one group of every data file
+    assert sum(len(group["files"]) for group in groups) >= 3
     run_id = "scheduled__fault-row-6"
-    publish_snapshot(plan, arn, [flatten_data_file(plan, data_file) for data_file in files], run_id=run_id)
+    publish_snapshot(plan, arn, [part for group in groups for part in flatten_data_files(plan, group)],
+                     run_id=run_id)
     reference = sha256s(objects(aws, plan["published_prefix"]))
     aws.client("s3").delete_objects(Bucket=BUCKET, Delete={"Objects": [
         {"Key": plan["published_prefix"] + name} for name in reference]})
-    return plan, arn, files, reference, run_id
+    return plan, arn, groups, reference, run_id
 
 
 def test_row6a_worker_killed_mid_flatten_then_the_retry_publishes_the_same_bytes(aws, seeded, fault_row):
-    from jit_audit_airflow.export_tasks import flatten_data_file, publish_snapshot
+    from jit_audit_airflow.export_tasks import flatten_data_files, publish_snapshot
 
     row = fault_row("6a")
-    plan, arn, files, reference, run_id = prepared(aws)
+    plan, arn, groups, reference, run_id = prepared(aws)
+    assert len(groups) == 1, "one flatten task (the default settings) takes parts 0, 1 and 2"
     # Hold the third staged part's upload: parts 0 and 1 are staged, the worker is mid-flatten.
+    staging = f"{PREFIX}/jsonl/_staging/table=jit_audit/snapshot_date={day(1).date().isoformat()}/"
     inject(aws, service="s3", operation="PutObject", key_contains="_staging/table=jit_audit/snapshot_date="
            f"{day(1).date().isoformat()}/part-00002", hold_seconds=120)
-    worker = Worker("flatten", plan=plan, data_files=files)
+    worker = Worker("flatten", plan=plan, groups=groups)
     held = until_held(aws, worker, "PutObject", "part-00002")
     done, _ = worker.kill()
-    assert [part["index"] for part in done] == [0, 1]
+    assert done == [], "the worker dies mid-group: its flatten task returned nothing"
+    assert keys(aws, staging) == [staging + "part-00000.jsonl.gz", staging + "part-00001.jsonl.gz"]
     assert keys(aws, plan["published_prefix"]) == []  # nothing published, so nothing readers could take
     clear_faults(aws)
     settle(aws, held)
@@ -244,28 +248,29 @@ def test_row6a_worker_killed_mid_flatten_then_the_retry_publishes_the_same_bytes
                         "third staged part (two parts staged)")
 
     since = requests(aws)[-1]["seq"]
-    retried = [flatten_data_file(plan, data_file) for data_file in files if data_file["index"] not in (0, 1)]
-    publish_snapshot(plan, arn, done + retried, run_id=run_id)  # the retried mapped task, then publish
+    # The retried mapped task flattens its whole group again, over the parts it had staged.
+    retried = [part for group in groups for part in flatten_data_files(plan, group)]
+    publish_snapshot(plan, arn, retried, run_id=run_id)
     found, lines = check_published(aws, day(1), seeded)
     assert sha256s(found) == reference, "the retry must publish exactly what an undisturbed run publishes"
     assert keys(aws, f"{PREFIX}/jsonl/_staging/") == []
     success_is_last(aws, plan["published_prefix"], since)
-    row.record(outcome=verified(aws) + "; " + f"retry flattened the lost file, published {len(found)} objects with SHA-256 identical to "
+    row.record(outcome=verified(aws) + "; " + f"the retried flatten task restaged its whole group over the two staged parts, published {len(found)} objects with SHA-256 identical to "
                        "an undisturbed run; no stale or duplicate part; staging emptied; _SUCCESS written last",
                exported=f"{lines} published / {seeded} in table")
 
 
 def test_row6b_worker_killed_mid_publish_then_the_retry_publishes_the_same_bytes(aws, seeded, fault_row):
-    from jit_audit_airflow.export_tasks import flatten_data_file, publish_snapshot
+    from jit_audit_airflow.export_tasks import flatten_data_files, publish_snapshot
 
     row = fault_row("6b")
-    plan, arn, files, reference, run_id = prepared(aws)
+    plan, arn, groups, reference, run_id = prepared(aws)
     prefix = plan["published_prefix"]
-    parts = [flatten_data_file(plan, data_file) for data_file in files]
+    parts = [part for group in groups for part in flatten_data_files(plan, group)]
     publish_snapshot(plan, arn, parts, run_id=run_id)  # a complete snapshot of this date...
     s3 = aws.client("s3")
     s3.put_object(Bucket=BUCKET, Key=prefix + "part-00099.jsonl.gz", Body=b"left by an earlier publication")
-    parts = [flatten_data_file(plan, data_file) for data_file in files]  # ...being re-published
+    parts = [part for group in groups for part in flatten_data_files(plan, group)]  # ...being re-published
 
     inject(aws, service="s3", operation="CopyObject", key_contains=prefix + "part-00001", hold_seconds=120)
     worker = Worker("publish", plan=plan, export_arn=arn, parts=parts, run_id=run_id)

@@ -19,10 +19,10 @@ def main() -> int:
 
         print(json.dumps({"export_arn": export_operator(plan).execute({})}), flush=True)
     elif step == "flatten":
-        from jit_audit_airflow.export_tasks import flatten_data_file
+        from jit_audit_airflow.export_tasks import flatten_data_files
 
-        for data_file in arguments["data_files"]:  # one mapped task after another on this worker
-            print(json.dumps(flatten_data_file(plan, data_file)), flush=True)
+        for group in arguments["groups"]:  # one mapped task after another on this worker
+            print(json.dumps(flatten_data_files(plan, group)), flush=True)
     elif step == "publish":
         from jit_audit_airflow.export_tasks import publish_snapshot
 

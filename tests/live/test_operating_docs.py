@@ -239,7 +239,7 @@ def test_every_command_block_runs_against_the_live_stack(live_stack, live_aws, s
     # On the first backfilled date only list_data_files and what follows it ran again, from the same export.
     assert shared["FIRST_BACKFILL_RUN"] == backfill_runs[0]
     tries = _tries(live_stack, EXPORT_DAG, shared["FIRST_BACKFILL_RUN"])
-    assert tries["list_data_files"] == tries["flatten_data_file"] == tries["publish_snapshot"] \
+    assert tries["list_data_files"] == tries["flatten_data_files"] == tries["publish_snapshot"] \
         == tries["check_retention"] == 2, tries
     assert tries["plan"] == tries["start_export"] == tries["wait_for_export"] == 1, tries
     assert "would clear publish_snapshot" in output_of('"dry_run": true')
