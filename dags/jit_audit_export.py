@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Asset, dag, task
 
 from jit_audit_airflow.dag_defaults import default_args
-from jit_audit_airflow.notifications import failure_notifiers
+from jit_audit_airflow.notifications import export_deadline, failure_notifiers
 from jit_audit_airflow.operators.dynamodb import DynamoDBPointInTimeExportOperator
 from jit_audit_airflow.sensors.dynamodb import DynamoDBExportSensor, DynamoDBPointInTimeWindowSensor
 
@@ -55,6 +55,9 @@ JSONL_SNAPSHOT = Asset(name="jit_audit_jsonl_snapshot", uri="x-jit-audit://jit_a
     tags=["jit-audit", "export", "compliance"],
     # One alert per failed run, after all retries (see docs/alerts.md).
     on_failure_callback=failure_notifiers(),
+    # One alert when a run is not done [jit_audit] export_deadline_minutes (default 6 h) after its
+    # data interval ends, unless it already failed (see docs/alerts.md).
+    deadline=export_deadline(),
     default_args=default_args(),
 )
 def jit_audit_export():

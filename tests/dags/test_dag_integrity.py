@@ -43,6 +43,30 @@ def test_export_dag_steps_run_in_the_runbook_order(dagbag):
     assert dag.get_task("publish_snapshot").outlets
 
 
+def test_the_export_dag_carries_its_deadline(monkeypatch, airflow_db):
+    """[jit_audit] export_deadline_minutes (default 6 h) after the logical date, sent from the triggerer.
+
+    Parsed afresh with the option unset: the session's DagBag may run with it off (``dag.test()``).
+    """
+    from datetime import timedelta
+
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk import AsyncCallback, DeadlineReference
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    monkeypatch.delenv("AIRFLOW__JIT_AUDIT__EXPORT_DEADLINE_MINUTES", raising=False)
+    bag = DagBag(dag_folder=str(DAGS))
+    export = bag.dags["jit_audit_export"]
+    (alert,) = export.deadline
+    assert alert.reference == DeadlineReference.DAGRUN_LOGICAL_DATE and alert.interval == timedelta(hours=6)
+    # The logical date is the end of the data interval only with the cron *trigger* timetable.
+    assert type(export.timetable).__name__ == "CronTriggerTimetable"
+    assert isinstance(alert.callback, AsyncCallback)
+    callback = DagSerialization.serialize_dag(export)["deadline"][0]["callback"]["__data__"]
+    assert callback == {"path": "jit_audit_airflow.notifications.deadline.notify_missed_deadline", "kwargs": {}}
+    assert not bag.dags["jit_audit_adhoc"].deadline  # triggered by hand: no deadline
+
+
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda path: path.name)
 def test_dag_files_are_thin(path):
     """No Variable reads, hooks or AWS clients at module level: parse time stays cheap and offline."""

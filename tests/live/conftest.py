@@ -54,6 +54,7 @@ def live_stack(webhook: Webhook) -> Iterator[Any]:
         extra_env={
             "AIRFLOW__JIT_AUDIT__TASK_RETRIES": "0",
             "AIRFLOW__JIT_AUDIT__RETRY_DELAY_SECONDS": "5",
+            "AIRFLOW__JIT_AUDIT__EXPORT_DEADLINE_MINUTES": "1440",  # test_deadline_live: its runs fall on yesterday, a date no other live test uses
             # The chat alert webhook (docs/alerts.md): a URI Connection pointing at our server.
             "AIRFLOW_CONN_JIT_AUDIT_ALERTS_WEBHOOK": webhook.url,
         },

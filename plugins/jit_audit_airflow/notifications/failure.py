@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from jit_audit.alerts import FailedRun, one_line
+from jit_audit.alerts import Alert, FailedRun, one_line
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -108,7 +108,7 @@ def _other_failed_tasks(dag: Any, dag_id: str, run_id: str, ti: Any) -> tuple[st
         return ()
     task_ids = set(getattr(dag, "task_ids", ()))
     primary = (ti.task_id, ti.map_index if ti.map_index is not None else -1)
-    return tuple(sorted(_label(key, task_ids) for key, state in states.items()
+    return tuple(sorted(state_key_label(key, task_ids) for key, state in states.items()
                         if state == "failed" and _split(key, task_ids) != primary))
 
 
@@ -120,16 +120,18 @@ def _split(key: str, task_ids: set[str]) -> tuple[str, int]:
     return (task_id, int(index)) if task_id and index.isdigit() else (key, -1)
 
 
-def _label(key: str, task_ids: set[str]) -> str:
+def state_key_label(key: str, task_ids: set[str]) -> str:
+    """A task-state key as alerts show it: ``task`` or ``task[3]`` (mapped task ids never end in ``_<n>``)."""
     task_id, index = _split(key, task_ids)
     return task_id if index < 0 else f"{task_id}[{index}]"
 
 
 class FailureAlertNotifier(BaseNotifier):
-    """Base of the DAG-level failure notifiers: configured by a Connection, off without one.
+    """Base of the alert notifiers: configured by a Connection, off without one.
 
-    Subclasses implement ``notify(context)``; calling the notifier (what Airflow does with a
-    callback) never raises.
+    Calling the notifier (what Airflow does with a DAG-level ``on_failure_callback``) sends the
+    failed run's alert; :meth:`send` sends any other alert through the same channel (the deadline
+    callback's). Subclasses implement :meth:`deliver`. Neither ever raises.
     """
 
     #: For log lines: which kind of alert this is.
@@ -147,19 +149,35 @@ class FailureAlertNotifier(BaseNotifier):
 
     def __call__(self, *args: Any) -> None:
         context: Any = args[0] if len(args) == 1 else {}
+        self.send(context, failed_run_from_context,
+                  what=f"the failed run {context.get('run_id', '?')}", unaffected="The run's own failure is unaffected.")
+
+    def send(self, context: Any, build: Callable[[Any], Alert], *, what: str, unaffected: str = "") -> bool:
+        """Build the alert from ``context`` and deliver it; True when sent, False when off or not sent.
+
+        Never raises: a failure is one error line naming ``what`` the alert was for, without secrets.
+        """
         # BaseNotifier renders template fields in place, for good; a DAG object (and with it this
         # notifier) can outlive one run, so each call works on its own copy.
         notifier = copy.copy(self)
         try:
             notifier._update_context(context)
             notifier.render_template_fields(context)
-            notifier.notify(context)
+            return notifier.deliver(build(context))
         except Exception as error:
             self.log.error(
-                "%s for the failed run %s was not sent: %s: %s. The run's own failure is unaffected.",
-                self.kind, context.get("run_id", "?"), type(error).__name__,
-                notifier.redact(one_line(error)),
+                "%s for %s was not sent: %s: %s.%s", self.kind, what, type(error).__name__,
+                notifier.redact(one_line(error)), f" {unaffected}" if unaffected else "",
             )
+            return False
+
+    def notify(self, context: Any) -> None:
+        """BaseNotifier's entry point: the failed run's alert (without :meth:`send`'s error handling)."""
+        self.deliver(failed_run_from_context(context))
+
+    def deliver(self, alert: Alert) -> bool:
+        """Send ``alert`` through this channel; False when the channel is off. Raises on failure."""
+        raise NotImplementedError
 
     def redact(self, text: str) -> str:
         """Remove this notifier's secrets from a log line (the webhook token)."""

@@ -25,11 +25,10 @@ from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
 
-from jit_audit.alerts import chat_payload, redact_url
+from jit_audit.alerts import Alert, MissedDeadline, chat_payload, redact_url
 from jit_audit_airflow.notifications.failure import (
     AlertDeliveryError,
     FailureAlertNotifier,
-    failed_run_from_context,
     scrub,
 )
 
@@ -132,6 +131,8 @@ class IncomingWebhookHook(BaseHook):
 class MattermostFailureNotifier(FailureAlertNotifier):
     """DAG-level ``on_failure_callback``: one chat message per failed run, with what to do next.
 
+    The deadline callback sends its missed-deadline alert through it too (:meth:`send`).
+
     :param webhook_conn_id: Connection holding the webhook URL (absent: chat alerts are off)
     :param username: overrides the webhook's display name (else the Connection's ``username`` extra)
     :param icon_url: overrides the webhook's icon (else the ``icon_url`` extra)
@@ -159,17 +160,18 @@ class MattermostFailureNotifier(FailureAlertNotifier):
         hook = self.__dict__.get("hook")  # only a hook already built: redaction must not fetch anything
         return hook.redact(text) if hook is not None else text
 
-    def notify(self, context: Any) -> None:
+    def deliver(self, alert: Alert) -> bool:
         hook = self.hook
         if hook is None:
-            return
-        failure = failed_run_from_context(context)
+            return False
         payload = chat_payload(
-            failure,
+            alert,
             username=self.username or hook.extra.get("username"),
             icon_url=self.icon_url or hook.extra.get("icon_url"),
             channel=self.channel or hook.extra.get("channel"),
         )
         status = hook.post(payload)
-        self.log.info("Failure alert for %s / %s sent to %s (HTTP %s)", failure.dag_id, failure.run_id,
+        kind = "Missed-deadline" if isinstance(alert, MissedDeadline) else "Failure"
+        self.log.info("%s alert for %s / %s sent to %s (HTTP %s)", kind, alert.dag_id, alert.run_id,
                       hook.redacted_url, status)
+        return True

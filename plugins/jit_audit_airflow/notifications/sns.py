@@ -19,11 +19,10 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from jit_audit.alerts import message_attributes, render_text, subject
+from jit_audit.alerts import Alert, MissedDeadline, message_attributes, render_text, subject
 from jit_audit_airflow.notifications.failure import (
     AlertDeliveryError,
     FailureAlertNotifier,
-    failed_run_from_context,
 )
 
 if TYPE_CHECKING:
@@ -33,7 +32,7 @@ DEFAULT_CONN_ID = "jit_audit_alerts_sns"
 
 
 class SnsFailureNotifier(FailureAlertNotifier):
-    """DAG-level ``on_failure_callback``: one SNS message per failed run.
+    """DAG-level ``on_failure_callback``: one SNS message per failed run (and the deadline callback's).
 
     :param aws_conn_id: AWS Connection with ``target_arn`` in its extra (absent: SNS alerts are off)
     :param target_arn: overrides the Connection's ``target_arn``
@@ -52,21 +51,22 @@ class SnsFailureNotifier(FailureAlertNotifier):
         """The alerts' AWS Connection, or None when it is absent or switched off."""
         return self.alert_connection(self.aws_conn_id)
 
-    def notify(self, context: Any) -> None:
+    def deliver(self, alert: Alert) -> bool:
         from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
 
         if self.connection is None:
-            return
+            return False
         target_arn = self.target_arn or self.connection.extra_dejson.get("target_arn")
         if not target_arn:
             raise AlertDeliveryError(f"connection {self.aws_conn_id!r} has no target_arn in its extra")
-        failure = failed_run_from_context(context)
         sns = SnsNotifier(
             aws_conn_id=self.aws_conn_id,
             target_arn=target_arn,
-            message=render_text(failure),
-            subject=subject(failure),
-            message_attributes=message_attributes(failure),
+            message=render_text(alert),
+            subject=subject(alert),
+            message_attributes=message_attributes(alert),
         )
-        sns.notify(context)  # not sns(context): the message is final text, never a Jinja template
-        self.log.info("Failure alert for %s / %s published to %s", failure.dag_id, failure.run_id, target_arn)
+        sns.notify({})  # not sns(context): the message is final text, never a Jinja template
+        kind = "Missed-deadline" if isinstance(alert, MissedDeadline) else "Failure"
+        self.log.info("%s alert for %s / %s published to %s", kind, alert.dag_id, alert.run_id, target_arn)
+        return True
