@@ -28,7 +28,11 @@ def step(text: str) -> None:
 def main() -> int:
     shutil.rmtree(WORK, ignore_errors=True)
     stack = Stack(WORK, export_seconds=3, pitr_lag_seconds=60, items_per_data_file=250, seed_requests=300,
-                  extra_env={"AIRFLOW__JIT_AUDIT__TASK_RETRIES": "0"}, say=step)
+                  extra_env={"AIRFLOW__JIT_AUDIT__TASK_RETRIES": "0",
+                             # `airflow dags test` fails after a successful run of a DAG with a
+                             # deadline in Airflow 3.3.2 (docs/alerts.md): off for the demo.
+                             "AIRFLOW__JIT_AUDIT__EXPORT_DEADLINE_MINUTES": "0"},
+                  say=step)
     env = stack.env
     endpoint = stack.endpoint_url
     try:

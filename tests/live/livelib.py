@@ -130,6 +130,14 @@ def attr(item: dict[str, Any], name: str) -> str | None:
     return item.get(name, {}).get("S")
 
 
+def in_snapshot(items: list[dict[str, Any]], day: Any) -> int:
+    """How many of the table's items a snapshot of ``day`` holds: the export time is the date's
+    midnight (UTC), and the emulator's exports hold the table as it was then (each seeded item was
+    written at its event time, the start of its sort key)."""
+    cutoff = f"{day}T00:00:00.000Z"
+    return sum(1 for item in items if (attr(item, "event_time_event_id") or "")[:24] <= cutoff)
+
+
 def busiest_account(items: list[dict[str, Any]]) -> str:
     """The seeded account with the most events: an ad-hoc query on it returns plenty."""
     counts: dict[str, int] = {}
