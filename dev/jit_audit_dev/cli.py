@@ -69,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--requests", type=int, default=200, help="number of JIT requests (each has 2-4 events)")
     seed.add_argument("--seed", type=int, default=7, help="random seed, for repeatable data")
     seed.add_argument("--days", type=float, default=30,
-                      help="spread requests over this many days before the start of today (UTC); each event is "
-                           "written (in the emulator's write history) at its event time")
+                      help="spread requests over this many days before the start of yesterday (UTC), each event "
+                           "written (in the emulator's history) at its event time; 30 covers every date the local "
+                           "stack backfills")
     seed.add_argument("--no-create", action="store_true", help="only write items into an existing table")
     seed.add_argument("--bucket", help="also create this export bucket (with a lifecycle rule)")
     seed.add_argument("--prefix", default="exports", help="export prefix the lifecycle rule covers")

@@ -45,10 +45,14 @@ def event_time(sort_key: str) -> datetime:
     return datetime.fromisoformat(sort_key.partition("#")[0].replace("Z", "+00:00"))
 
 
-def start_of_today() -> datetime:
-    """Midnight UTC today: where seeded history ends by default, so that yesterday's daily snapshot
-    (exported as of this moment) holds every seeded event and older dates hold those before them."""
-    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+def default_end() -> datetime:
+    """Where seeded history ends by default: the start of yesterday (UTC).
+
+    The export DAG exports a date as of its start (the end of its data interval), so yesterday's
+    snapshot - the date ``make demo`` exports - holds every seeded event, and an older date the
+    events before it.
+    """
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
 
 
 def create_table(client: Any, table: str) -> None:
@@ -167,15 +171,18 @@ def seed(
     requests: int = 200,
     seed_value: int = 7,
     end: datetime | None = None,
-    days: float = 30,
+    days: float = 7,
     create: bool = True,
 ) -> SeedResult:
     """Create (optionally) and fill ``table`` with events spread over ``days`` before ``end`` (default:
-    :func:`start_of_today`), each written at its event time; returns what was written."""
+    :func:`default_end`), each written at its event time; returns what was written.
+
+    ``jit-audit-dev seed`` spreads them over 30 days instead, for the backfills of the local stack.
+    """
     client = dynamodb_resource.meta.client
     if create:
         create_table(client, table)
-    items = generate(requests, seed=seed_value, end=end or start_of_today(), days=days)
+    items = generate(requests, seed=seed_value, end=end or default_end(), days=days)
     with _written_at_event_time(client), dynamodb_resource.Table(table).batch_writer() as batch:
         for item in items:
             batch.put_item(Item=item)

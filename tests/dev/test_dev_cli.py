@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -28,8 +30,17 @@ def test_emulator_and_seed_commands() -> None:
                "aws_secret_access_key": "testing"}
         dynamodb = boto3.client("dynamodb", **aws)
         assert dynamodb.scan(TableName="jit_audit", Select="COUNT")["Count"] == events >= 24
-        assert dynamodb.describe_continuous_backups(TableName="jit_audit")["ContinuousBackupsDescription"][
-            "PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+        pitr = dynamodb.describe_continuous_backups(TableName="jit_audit")["ContinuousBackupsDescription"][
+            "PointInTimeRecoveryDescription"]
+        assert pitr["PointInTimeRecoveryStatus"] == "ENABLED"
+        # The events span the 30 days (--days) before the start of yesterday, and the recovery window
+        # reaches back to the first one, which was written at its event time.
+        match = re.search(r"^events \(each written at its event time\) from (\S+) to (\S+)$", seeded.stdout, re.M)
+        assert match, seeded.stdout
+        first, last = (datetime.fromisoformat(text) for text in match.groups())
+        end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+        assert end - timedelta(days=30) <= first < last < end
+        assert pitr["EarliestRestorableDateTime"] <= first
         assert boto3.client("s3", **aws).get_bucket_lifecycle_configuration(Bucket="dev-cli-bucket")["Rules"]
     finally:
         emulator.stop()
