@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import json
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -397,6 +398,25 @@ def test_a_backdated_write_that_cannot_be_dated_is_refused_and_writes_nothing(
     assert WRITE_TIME_HEADER in message and needle in message, message
     assert [item["pk"]["S"] for item in ddb.scan(TableName=name)["Items"]] == ["kept"]
     assert "v" not in ddb.scan(TableName=name)["Items"][0]
+
+
+@pytest.mark.parametrize(
+    ("operation", "body"),
+    [("PutItem", b"not json"), ("PutItem", b"[]"), ("BatchWriteItem", b'{"RequestItems": {"t": ["not a request"]}}')],
+)
+def test_a_backdated_request_with_a_malformed_body_is_refused(emu: EmulatorThread, operation: str, body: bytes) -> None:
+    request = urllib.request.Request(emu.endpoint_url + "/", data=body, method="POST", headers={
+        "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": f"DynamoDB_20120810.{operation}",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/dynamodb/aws4_request, "
+                         "SignedHeaders=host, Signature=0",
+        WRITE_TIME_HEADER: "sk",
+    })
+    with pytest.raises(urllib.error.HTTPError) as exc_info:
+        urllib.request.urlopen(request, timeout=10)
+    error = json.loads(exc_info.value.read())
+    assert exc_info.value.code == 400
+    assert error["__type"].endswith("#ValidationException")
+    assert error["message"] == f"{WRITE_TIME_HEADER}: malformed {operation} request body"
 
 
 # --------------------------------------------------------------------------- what the history never saw

@@ -187,15 +187,12 @@ class _ControlMiddleware:
             return self.app(environ, start_response)
         operation = environ.get("HTTP_X_AMZ_TARGET", "").rpartition(".")[2]
         try:
-            _check_backdated_request(operation, json.loads(_read_body(environ) or b"null"), attribute)
-        except (json.JSONDecodeError, AttributeError, TypeError):
-            message = f"{WRITE_TIME_HEADER}: malformed {operation} request body"
+            try:
+                _check_backdated_request(operation, json.loads(_read_body(environ) or b"null"), attribute)
+            except (json.JSONDecodeError, AttributeError, TypeError):
+                raise ValueError(f"{WRITE_TIME_HEADER}: malformed {operation} request body") from None
         except ValueError as exc:
-            message = str(exc)
-        else:
-            message = None
-        if message is not None:
-            error = {"__type": _ERROR_PREFIX + "ValidationException", "message": message}
+            error = {"__type": _ERROR_PREFIX + "ValidationException", "message": str(exc)}
             return _json_response(environ, start_response, 400, error, "")
         with _writes_stamped_from(attribute):
             return self.app(environ, start_response)
