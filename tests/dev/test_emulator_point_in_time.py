@@ -305,12 +305,12 @@ def test_an_export_time_outside_the_recovery_window_is_refused(
 
 
 def test_the_recovery_window_reaches_back_to_the_earliest_backdated_write(ddb: Any, s3: Any) -> None:
-    emulator.install(pitr_history_days=0, **SETTINGS)  # no pretended history: the window starts at enabling
+    emulator.install(pitr_history_days=1, **SETTINGS)  # the pretended history: one day before enabling
     try:
         name, arn = _table(ddb, sort_key=True)
         pitr = ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"][
             "PointInTimeRecoveryDescription"]
-        assert datetime.now(UTC) - pitr["EarliestRestorableDateTime"] < timedelta(minutes=1)
+        assert abs(datetime.now(UTC) - timedelta(days=1) - pitr["EarliestRestorableDateTime"]) < timedelta(minutes=1)
 
         moment = (datetime.now(UTC) - timedelta(days=10)).replace(microsecond=0)
         undo = _backdating(ddb, "sk")

@@ -20,7 +20,15 @@ if TYPE_CHECKING:
     from moto.dynamodb.responses import DynamoHandler
 
 from jit_audit_dev.emulator.faults import _ExportOverride, _fault_state
-from jit_audit_dev.emulator.history import _HISTORY_ATTR, _History, _tls, _Write
+from jit_audit_dev.emulator.history import (
+    _HISTORY_ATTR,
+    _History,
+    _item_size,
+    _key_of,
+    _LoadedWrite,
+    _tls,
+    _Write,
+)
 from jit_audit_dev.emulator.pitr import _pitr_window
 from jit_audit_dev.emulator.state import (
     _CLIENT_TOKEN_TTL,
@@ -309,45 +317,54 @@ def _snapshot(table: Table, export_time: datetime) -> tuple[list[str], int]:
     no write for at all (a restored table's) were there from the start, as they are now; an item
     whose first recorded write replaced an unrecorded one was there, as that write's old image,
     until that write.  Lines follow the first write of each item, unrecorded items first.  Frozen
-    now (the export's start).
+    now (the export's start).  A bulk-loaded item (a _LoadedWrite, the put of a new item) brings its
+    line and size along, so millions of them cost no parsing here.
     """
-    from moto.dynamodb.models.dynamo_type import DynamoType, bytesize
     from moto.dynamodb.models.utilities import DynamoJsonEncoder
-
-    def key_of(keys: dict[str, Any]) -> str:
-        return json.dumps(keys, cls=DynamoJsonEncoder, sort_keys=True)
 
     cutoff = _micros(export_time)
     history = table.__dict__.get(_HISTORY_ATTR)
-    writes: list[_Write] = []
+    writes: list[_Write | _LoadedWrite] = []
     if isinstance(history, _History):
         with history.lock:
             writes = list(history.writes)
     writes.sort(key=lambda w: w.micros)  # stable: same-microsecond writes keep their order
-    images: dict[str, dict[str, Any] | None] = {}  # item key -> image at export_time; first-write order
+    # item key -> its image (or bulk-loaded write) at export_time; first-write order
+    images: dict[str, dict[str, Any] | _LoadedWrite | None] = {}
     for write in writes:
-        key = key_of(write.keys)
+        if isinstance(write, _LoadedWrite):
+            if write.micros <= cutoff:
+                images[write.key] = write
+            elif write.key not in images:
+                images[write.key] = None  # a new item: nothing before it
+            continue
+        key = _key_of(write.keys)
         if write.micros <= cutoff:
             images[key] = write.new
         elif key not in images:
             images[key] = write.old  # first recorded write is later: the item as it was before it
     current = [item.to_json()["Attributes"] for item in _all_items(table)]
-    unrecorded = [image for image in current if key_of({name: image[name] for name in table.table_key_attrs}) not in images]
+    unrecorded = [image for image in current if _key_of({name: image[name] for name in table.table_key_attrs}) not in images]
     items = [*unrecorded, *(image for image in images.values() if image is not None)]
-    lines = [json.dumps({"Item": image}, cls=DynamoJsonEncoder, separators=(",", ":")) + "\n" for image in items]
+    lines = [
+        image.line if isinstance(image, _LoadedWrite)
+        else json.dumps({"Item": image}, cls=DynamoJsonEncoder, separators=(",", ":")) + "\n"
+        for image in items
+    ]
     # moto's Item.size(): attribute names plus values, the same estimate as for the live table.
-    size = sum(bytesize(name) + DynamoType(value).size() for image in items for name, value in image.items())
+    size = sum(image.size if isinstance(image, _LoadedWrite) else _item_size(image) for image in items)
     return lines, size
 
 
 def _all_items(table: Table) -> list[Any]:
     for attempt in range(5):
         try:
-            return list(table.all_items())
+            items = list(table.all_items())
+            break
         except RuntimeError:  # a concurrent write resized moto's dicts mid-iteration; retry
             if attempt == 4:
                 raise
-    raise AssertionError("unreachable")
+    return items
 
 
 def _changes(table: Table, window: _Window) -> tuple[list[str], int]:
@@ -365,12 +382,12 @@ def _changes(table: Table, window: _Window) -> tuple[list[str], int]:
     writes: list[_Write] = []
     if isinstance(history, _History):
         with history.lock:
-            writes = [w for w in history.writes if start <= w.micros < end]
+            in_window = [w for w in history.writes if start <= w.micros < end]
+        writes = [w.as_write() if isinstance(w, _LoadedWrite) else w for w in in_window]
     writes.sort(key=lambda w: w.micros)  # stable: same-microsecond writes keep their order
     per_item: dict[str, list[_Write]] = {}
     for write in writes:
-        key = json.dumps(write.keys, cls=DynamoJsonEncoder, sort_keys=True)
-        per_item.setdefault(key, []).append(write)
+        per_item.setdefault(_key_of(write.keys), []).append(write)
 
     lines: list[str] = []
     for item_writes in per_item.values():

@@ -43,17 +43,18 @@ def _pitr_view(continuous_backups: dict[str, Any], table: Table | None) -> dict[
 def _pitr_window(stored: dict[str, Any], now: datetime, table: Table | None) -> tuple[datetime, datetime]:
     """(EarliestRestorableDateTime, LatestRestorableDateTime) at ``now``.
 
-    Recovery is taken to have been on ``pitr_history_days`` before it was enabled, or before the
-    table's earliest backdated write if that is older (a backdated write says it happened then);
-    never longer ago than the recovery period.
+    Recovery is taken to have been on since ``pitr_history_days`` before it was enabled, or since
+    the table's earliest backdated write if that is older (a backdated write says it happened then),
+    but never for longer than the recovery period.
     """
     settings = current_settings()
     enabled_at = _aware(stored.get("EarliestRestorableDateTime")) or now
+    since = enabled_at - timedelta(days=settings.pitr_history_days)
     backdated_from = _backdated_from(table) if table is not None else None
     if backdated_from is not None:
-        enabled_at = min(enabled_at, backdated_from)
+        since = min(since, backdated_from)
     period_days = int(stored.get("RecoveryPeriodInDays") or _DEFAULT_RECOVERY_PERIOD_DAYS)
-    earliest = max(enabled_at - timedelta(days=settings.pitr_history_days), now - timedelta(days=period_days))
+    earliest = max(since, now - timedelta(days=period_days))
     # Keep the window well-formed just after enabling with pitr_history_days=0.
     latest = max(now - timedelta(seconds=settings.pitr_lag_seconds), earliest)
     return earliest, latest
