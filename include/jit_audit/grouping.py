@@ -9,7 +9,7 @@ takes the data files in groups: as many groups as the export needs to give each 
 A file weighs its size plus :data:`FILE_OPEN_COST_BYTES`, what a task could have read in the time
 one more file costs it (a GET and a staged upload, each tens of milliseconds): Spark packs files
 into partitions the same way (``spark.sql.files.openCostInBytes``, also 4 MiB). So 3,000 tiny files
-make about 47 groups at the default 256 MiB, not one task of 3,000 round trips.
+make about 47 groups at the default 256 MiB, not one task of 6,000 round trips one after another.
 
 Groups are contiguous runs of the files in ``manifest-files.json``'s order, cut where the running
 weight crosses the next of ``k`` equal shares (a file belongs to the share its midpoint falls in).
@@ -68,7 +68,7 @@ def group_bounds(
     bounds: list[range] = []
     start = 0
     current = 0
-    before = 0  # bytes of the files before this one
+    before = 0  # the weight of the files before this one
     for index, weight in enumerate(weights):
         # The share holding this file's midpoint, in integers: floor((before + weight / 2) * groups / total).
         share = min(groups - 1, (2 * before + weight) * groups // (2 * total))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -116,10 +117,13 @@ def test_3000_data_files_flatten_in_a_few_dozen_tasks_and_every_item_is_publishe
                                   "lines_written": FILES}
     assert [part["key"] for part in manifest["parts"]] == [f"{prefix}part-{index:05d}.jsonl.gz" for index in range(FILES)]
     assert sorted(names) == sorted(["_SUCCESS", "_manifest.json", *(f"part-{index:05d}.jsonl.gz" for index in range(FILES))])
-    published = []
-    for part in manifest["parts"]:
-        body = gzip.decompress(s3.get_object(Bucket=BUCKET, Key=part["key"])["Body"].read())
-        published += [(line["request_id"], line["event_time_event_id"]) for line in map(json.loads, body.splitlines())]
+
+    def lines(key: str) -> list[tuple[str, str]]:
+        body = gzip.decompress(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+        return [(line["request_id"], line["event_time_event_id"]) for line in map(json.loads, body.splitlines())]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        published = [line for part in pool.map(lines, [part["key"] for part in manifest["parts"]]) for line in part]
     assert len(published) == len(set(published)) == FILES
     assert set(published) == table_of_3000_items
     assert s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/jsonl/_staging/")["KeyCount"] == 0
