@@ -27,7 +27,8 @@ ledger entry; runs may publish in any order (`jit-audit verify s3://<bucket>/<pr
 all, docs/integrity.md). See the README for every Variable.
 
 A failed run (after its retries) sends one alert to the chat webhook and/or SNS topic configured by
-the Connections `jit_audit_alerts_webhook` / `jit_audit_alerts_sns` (see docs/alerts.md).
+the Connections `jit_audit_alerts_webhook` / `jit_audit_alerts_sns` (see docs/alerts.md). So does
+a run not done `[jit_audit] export_deadline_minutes` (default 360) after its data interval ends.
 """
 
 from __future__ import annotations

@@ -118,8 +118,8 @@ def test_the_message_says_which_run_missed_its_deadline_by_how_much_and_links_to
 
 
 def test_next_steps_follow_what_the_run_waits_on():
-    assert alerts.deadline_next_steps(missed(waiting_tasks=(("flatten_data_file[2]", "up_for_retry"),))).startswith(
-        "flatten_data_file failed a try and waits to retry")
+    assert alerts.deadline_next_steps(missed(waiting_tasks=(("flatten_data_files[2]", "up_for_retry"),))).startswith(
+        "flatten_data_files failed a try and waits to retry")
     assert "latest restorable time" in alerts.deadline_next_steps(
         missed(waiting_tasks=(("wait_for_restorable_time", "deferred"),)))
     assert alerts.deadline_next_steps(missed(waiting_tasks=(("publish_snapshot", "running"),))).startswith(
@@ -259,8 +259,8 @@ def test_the_run_as_it_is_now_decides_and_names_what_it_waits_on(webhook, monkey
     run_callback(context(state="queued"))  # the context's state is older than the supervisor's answer
     (text,) = webhook.texts
     assert "- **Run state:** running since 2026-11-25T00:00:03Z" in text
-    assert "- **Waiting on:** flatten_data_file[3] (up_for_retry), wait_for_export (deferred)" in text
-    assert "flatten_data_file failed a try and waits to retry" in text
+    assert "- **Waiting on:** flatten_data_files[3] (up_for_retry), wait_for_export (deferred)" in text
+    assert "flatten_data_files failed a try and waits to retry" in text
 
     current["state"] = DagRunState.FAILED  # it failed after the deadline passed, before the callback ran
     events = run_callback(context())
