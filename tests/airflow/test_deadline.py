@@ -250,7 +250,7 @@ def test_the_run_as_it_is_now_decides_and_names_what_it_waits_on(webhook, monkey
 
     # The supervisor answers with Airflow's str enums.
     states = {"plan": TaskInstanceState.SUCCESS, "wait_for_restorable_time": "success", "start_export": "success",
-              "wait_for_export": TaskInstanceState.DEFERRED, "flatten_data_file_3": "up_for_retry",
+              "wait_for_export": TaskInstanceState.DEFERRED, "flatten_data_files_3": "up_for_retry",
               "list_data_files": None, "publish_snapshot": None}
     current: dict[str, Any] = {"state": DagRunState.RUNNING}
     monkeypatch.setattr(RuntimeTaskInstance, "get_dagrun_state", staticmethod(lambda dag_id, run_id: current["state"]))
