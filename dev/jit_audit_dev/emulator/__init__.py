@@ -7,6 +7,7 @@ role, as moto organises a service:
 * :mod:`.state` - settings, the clock, shared helpers;
 * :mod:`.pitr` - the point-in-time recovery window;
 * :mod:`.history` - the write history of every item (and the seeder's backdated writes);
+* :mod:`.bulk` - bulk loads: millions of generated items in the write history, for benchmarks;
 * :mod:`.exports` - full (point-in-time) and incremental table exports and their API handlers;
 * :mod:`.s3` - atomic conditional writes;
 * :mod:`.faults` - fault injection and the request log;
@@ -16,12 +17,14 @@ Importing it imports no moto and patches nothing until :func:`install` (or :func
 :class:`EmulatorThread`) runs.
 """
 
+from jit_audit_dev.emulator.bulk import BULK_LOAD_PATH
 from jit_audit_dev.emulator.faults import FAULTS_PATH, REQUESTS_PATH
 from jit_audit_dev.emulator.history import WRITE_TIME_HEADER
 from jit_audit_dev.emulator.server import EmulatorThread, install, serve
 from jit_audit_dev.emulator.state import CLOCK_PATH, EmulatorSettings
 
 __all__ = [
+    "BULK_LOAD_PATH",
     "CLOCK_PATH",
     "FAULTS_PATH",
     "REQUESTS_PATH",

@@ -2,10 +2,13 @@
 
 A write is stamped with the emulator's clock, unless its request carries :data:`WRITE_TIME_HEADER`
 (the seeder's backdated writes): then each item is stamped with the time its named attribute begins with.
+A bulk load (:mod:`.bulk`) records each of its items as a :class:`_LoadedWrite`, the put of a new item
+kept as its export line; the first write that addresses one moves it into moto's table first.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Iterator
@@ -41,6 +44,26 @@ class _Write:
     new: dict[str, Any] | None  # None: the write deleted it
 
 
+@dataclass(frozen=True, slots=True)
+class _LoadedWrite:
+    """A bulk-loaded item (:mod:`.bulk`): the put of an item the table never had, at ``micros``.
+
+    It holds what a full export writes for the item (its line and moto's size estimate) instead of
+    a moto item and an image of dicts, which for millions of items would take gigabytes and minutes.
+    """
+
+    micros: int
+    key: str  # _key_of(the item's key attributes)
+    line: str  # the export's line: {"Item":{...}} and a newline
+    size: int  # _item_size(the item)
+    key_names: tuple[str, ...]  # the table's key attributes, hash key first
+
+    def as_write(self) -> _Write:
+        """The same write as a :class:`_Write` (parses the line)."""
+        image = json.loads(self.line)["Item"]
+        return _Write(self.micros, {name: image[name] for name in self.key_names}, None, image)
+
+
 class _History:
     """A table incarnation's writes, oldest first.
 
@@ -49,13 +72,15 @@ class _History:
     copy must keep appending to the one history (and not duplicate it).
     """
 
-    __slots__ = ("backdated_from", "lock", "writes")
+    __slots__ = ("backdated_from", "loaded", "lock", "writes")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.writes: list[_Write] = []
+        self.writes: list[_Write | _LoadedWrite] = []
         # The earliest stamp of a backdated write (epoch µs), which the PITR window must cover.
         self.backdated_from: int | None = None
+        # Bulk-loaded items not yet in moto's table, by key (see _materialise).
+        self.loaded: dict[str, _LoadedWrite] = {}
 
     def __copy__(self) -> _History:
         return self
@@ -75,6 +100,47 @@ def _history(table: Table) -> _History:
     if history is None:
         history = table.__dict__.setdefault(_HISTORY_ATTR, _History())  # atomic under the GIL
     return cast(_History, history)
+
+
+def _key_of(keys: dict[str, Any]) -> str:
+    """An item's identity in the history: its key attributes (DynamoDB JSON) as canonical JSON."""
+    from moto.dynamodb.models.utilities import DynamoJsonEncoder
+
+    return json.dumps(keys, cls=DynamoJsonEncoder, sort_keys=True)
+
+
+def _item_size(image: dict[str, Any]) -> int:
+    """moto's size estimate of an item (Item.size(): attribute names plus values), from its image."""
+    from moto.dynamodb.models.dynamo_type import DynamoType, bytesize
+
+    return sum(bytesize(name) + DynamoType(value).size() for name, value in image.items())
+
+
+def _materialise(table: Table, key_source: dict[str, Any]) -> None:
+    """Before a write addresses a bulk-loaded item, put it into moto's table (unrecorded: the
+    history has its write already), so the write finds it exactly as if it had been PutItem'd:
+    its old image, a condition on it, a delete of it."""
+    history = table.__dict__.get(_HISTORY_ATTR)
+    if not isinstance(history, _History) or not history.loaded:
+        return
+    try:
+        key = _key_of({name: key_source[name] for name in table.table_key_attrs})
+    except (KeyError, TypeError):
+        return  # not a whole key: moto refuses the request itself
+    with history.lock:
+        loaded = history.loaded.pop(key, None)
+    if loaded is None:
+        return
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    image = json.loads(loaded.line)["Item"]
+    hash_value = DynamoType(image[table.hash_key_attr])
+    range_value = DynamoType(image[table.range_key_attr]) if table.range_key_attr else None
+    item = Item(hash_value, range_value, image)
+    if range_value is not None:
+        table.items[hash_value][range_value] = item
+    else:
+        table.items[hash_value] = item  # type: ignore[assignment]  # moto's own line does the same
 
 
 def _image(item: Item | None) -> dict[str, Any] | None:
@@ -192,6 +258,7 @@ def _stored_item(table: Table, key: dict[str, Any]) -> Item | None:
 
 
 def _table_put_item(self: Table, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Item:
+    _materialise(self, item_attrs)
     if _suppressed():
         return cast("Item", _originals["table_put_item"](self, item_attrs, *args, **kwargs))
     old = _image(_stored_item(self, item_attrs))
@@ -201,6 +268,11 @@ def _table_put_item(self: Table, item_attrs: dict[str, Any], *args: Any, **kwarg
 
 
 def _table_delete_item(self: Table, hash_key: Any, range_key: Any) -> Item | None:
+    if self.range_key_attr is None or range_key is not None:  # moto's DynamoType keys
+        keys = {self.hash_key_attr: hash_key.to_json()}
+        if self.range_key_attr is not None:
+            keys[self.range_key_attr] = range_key.to_json()
+        _materialise(self, keys)
     item = cast("Item | None", _originals["table_delete_item"](self, hash_key, range_key))
     if item is not None and not _suppressed():  # deleting a missing item writes nothing
         _record(self, _image(item), None)
@@ -211,6 +283,8 @@ def _backend_update_item(
     self: DynamoDBBackend, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any
 ) -> Item:
     table = self.tables.get(table_name)
+    if table is not None:
+        _materialise(table, key)
     old = _image(_stored_item(table, key)) if table is not None else None
     _tls.suppress = getattr(_tls, "suppress", 0) + 1
     try:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
 
+from jit_audit_dev.emulator.bulk import BULK_LOAD_PATH, _serve_bulk_load
 from jit_audit_dev.emulator.exports import (
     _backend_describe_export,
     _backend_export_table,
@@ -151,9 +152,9 @@ def _patch_moto() -> None:
 class _ControlMiddleware:
     """WSGI wrapper in front of moto: the emulator's own endpoints, the request log and the faults.
 
-    It answers :data:`CLOCK_PATH`, :data:`FAULTS_PATH` and :data:`REQUESTS_PATH` itself, clears
-    faults and the request log when moto is reset (``POST /moto-api/reset``), and passes every AWS
-    request to moto through :func:`_serve_aws` (backdating the writes of a request that carries
+    It answers :data:`CLOCK_PATH`, :data:`FAULTS_PATH`, :data:`REQUESTS_PATH` and
+    :data:`~.bulk.BULK_LOAD_PATH` itself, clears faults and the request log when moto is reset
+    (``POST /moto-api/reset``), and passes every AWS request to moto through :func:`_serve_aws` (backdating the writes of a request that carries
     :data:`WRITE_TIME_HEADER`).  Like moto's ``/moto-api/`` endpoints it answers on any host name.
     """
 
@@ -168,6 +169,8 @@ class _ControlMiddleware:
             return _serve_faults(environ, start_response)
         if path == REQUESTS_PATH:
             return _serve_requests(environ, start_response)
+        if path == BULK_LOAD_PATH:
+            return _serve_bulk_load(environ, start_response)
         if path.startswith("/moto-api/"):
             result = self.app(environ, start_response)
             if path == _RESET_PATH and environ.get("REQUEST_METHOD") == "POST":
