@@ -154,8 +154,9 @@ class _ControlMiddleware:
 
     It answers :data:`CLOCK_PATH`, :data:`FAULTS_PATH`, :data:`REQUESTS_PATH` and
     :data:`~.bulk.BULK_LOAD_PATH` itself, clears faults and the request log when moto is reset
-    (``POST /moto-api/reset``), and passes every AWS request to moto through :func:`_serve_aws` (backdating the writes of a request that carries
-    :data:`WRITE_TIME_HEADER`).  Like moto's ``/moto-api/`` endpoints it answers on any host name.
+    (``POST /moto-api/reset``), and passes every AWS request to moto through :func:`_serve_aws`
+    (backdating the writes of a request that carries :data:`WRITE_TIME_HEADER`).  Like moto's
+    ``/moto-api/`` endpoints it answers on any host name.
     """
 
     def __init__(self, app: Callable[[dict[str, Any], _StartResponse], Iterable[bytes]]) -> None:
