@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jit_audit_dev.seed import ensure_bucket, seed
+from jit_audit_dev.seed import ensure_bucket, event_time, seed
 
 pytestmark = pytest.mark.e2e
 
@@ -110,9 +110,14 @@ def test_backfill_over_several_dates_gives_one_snapshot_each(aws, dagbag, seeded
         state, tasks = run(dagbag, logical_date)
         assert state == "success", (logical_date, tasks)
     assert len(exports(aws)) == 3
-    for logical_date in dates:
+    items = [item for page in aws.client("dynamodb").get_paginator("scan").paginate(TableName="jit_audit")
+             for item in page["Items"]]
+    in_snapshot = [sum(1 for item in items if event_time(item["event_time_event_id"]["S"]) <= logical_date)
+                   for logical_date in dates]
+    assert len(set(in_snapshot)) == 3  # the seeder writes each event at its event time
+    for logical_date, expected in zip(dates, in_snapshot, strict=True):
         manifest = json.loads(published(aws, logical_date.date().isoformat())["_manifest.json"])
-        assert manifest["counts"]["lines_written"] == seeded
+        assert manifest["counts"]["lines_written"] == expected
         assert manifest["export_time"].startswith(logical_date.date().isoformat())
     assert len({json.loads(published(aws, d.date().isoformat())["_manifest.json"])["export_arn"] for d in dates}) == 3
 
@@ -168,10 +173,9 @@ def test_incremental_mode_takes_a_baseline_then_publishes_each_windows_changes(a
     monkeypatch.setenv("AIRFLOW_VAR_JIT_AUDIT_EXPORT_MODE", "incremental")
     table = aws.resource("dynamodb").Table("jit_audit")
     try:
-        set_clock(aws, day(3) + timedelta(hours=12))
-        seeded = seed(aws.resource("dynamodb"), "jit_audit", requests=30).events
+        # Every seeded event is written (at its event time) before the baseline's day.
+        seeded = seed(aws.resource("dynamodb"), "jit_audit", requests=30, end=day(3) + timedelta(hours=12)).events
         ensure_bucket(aws.client("s3"), BUCKET, prefix=PREFIX, retention_days=400)
-        set_clock(aws, None)
 
         state, tasks = run(dagbag, day(2))
         assert state == "success", tasks

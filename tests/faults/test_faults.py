@@ -59,7 +59,8 @@ def seeded(aws, monkeypatch) -> int:
     """The seeded table (3 data files at the emulator's 150 items each) and the bucket; returns the items."""
     for name, value in VARIABLES.items():
         monkeypatch.setenv(name, value)
-    seed(aws.resource("dynamodb"), TABLE, requests=120)
+    # Written (at their event times) before every date the rows export (OUTAGE_DAY is the oldest).
+    seed(aws.resource("dynamodb"), TABLE, requests=120, end=OUTAGE_DAY)
     ensure_bucket(aws.client("s3"), BUCKET, prefix=PREFIX, retention_days=400)
     items = items_in_table(aws)
     assert items > 300, "fewer than three data files: mid-operation kills need several"
