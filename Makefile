@@ -27,8 +27,8 @@ lint: venv
 # Debian packages the tests use, installed when missing: chromium, curl and jq (docs/operating.md's
 # commands run as written), gcc (the C fast path, and its AddressSanitizer/UBSan build), PostgreSQL
 # and Redis (the Celery stack of tests/live/test_celery_live.py, started as plain processes).
-# Two pytest-xdist workers (one per core): the tests on the SQLite live stack stay in one worker
-# (tests/live/conftest.py groups them), the Celery stack's in the other; the rest is shared out.
+# Two pytest-xdist workers (one per core), work shared out by group: the tests on the SQLite live
+# stack form one group (one worker, one stack), the Celery stack's another; the rest in between.
 # The 20 slowest tests are listed at the end.
 test: lint /usr/bin/chromium /usr/bin/curl /usr/bin/jq celery-services
 	$(BIN)/pytest -n 2 --dist loadgroup --durations=20

@@ -10,7 +10,9 @@ Two executors:
 - ``celery``: the topology of docker-compose.yaml as plain processes: PostgreSQL (metadata DB and
   Celery result backend) and Redis (broker) from Debian's packages, each on a free loopback port
   with a generated password, and N Celery workers, each with its own hostname (``worker-<i>``, what
-  task instances record) and log-server port, checked with ``celery inspect ping``.
+  task instances record) and log-server port (Airflow's log server listens on every interface,
+  with no setting to change it; it serves only requests signed with the stack's generated secret),
+  checked with ``celery inspect ping``.
 
 Both use the simple auth manager (a generated admin password). Every process runs in its own
 process group; ``stop()`` ends them all, children included.
@@ -178,7 +180,7 @@ class Stack:
                 "AIRFLOW__API__WORKERS": "1",
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
                 "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
                 # Quick to react on a 2-core machine.
                 "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
@@ -224,6 +226,8 @@ class Stack:
             # A killed worker's tasks are failed (then retried) this long after their last heartbeat.
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
+            # A task queued to a worker that died before starting it is queued again after this.
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "60",
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "jit_audit_dev.stack.worker_hostname",
         }
 
@@ -249,9 +253,14 @@ class Stack:
         return process
 
     def kill(self, name: str) -> None:
-        """SIGKILL one process of the stack with all its children (a worker lost with its host)."""
+        """SIGKILL one process of the stack with every process it started (a worker lost with its host).
+
+        Its whole process tree, not only its process group: Airflow's supervisor starts each task in a
+        process group of its own."""
         process = self.processes.pop(name)
+        descendants = _descendants(process.pid)
         _signal_group(process, signal.SIGKILL)
+        _kill_all(descendants)
         process.wait(timeout=10)
 
     def log_tail(self, name: str, chars: int = 3000) -> str:
@@ -348,9 +357,12 @@ class Stack:
             raise StackError("redis-server is not installed (Debian: apt-get install redis-server; "
                              "`make test` and `make up EXECUTOR=celery` install it)")
         self.say(f"starting Redis on 127.0.0.1:{self.redis_port}")
-        self._spawn("redis", [server, "--bind", "127.0.0.1", "--port", str(self.redis_port),
-                              "--requirepass", self.redis_password, "--save", "", "--appendonly", "no",
-                              "--dir", str(self.workdir)])
+        # The password in a file only we can read, not on the command line (other users see argv).
+        config = self.workdir / "redis.conf"
+        config.touch(mode=0o600)
+        config.write_text(f"bind 127.0.0.1\nport {self.redis_port}\nrequirepass {self.redis_password}\n"
+                          f'save ""\nappendonly no\ndir {self.workdir}\n')
+        self._spawn("redis", [server, str(config)])
         self._wait("Redis", self._redis_answers, 30)
 
     def _redis_answers(self) -> bool:
@@ -377,10 +389,13 @@ class Stack:
 
     def ping_workers(self) -> set[str]:
         """The stack's Celery workers that answer ``celery inspect ping`` (their names, ``worker-<i>``)."""
-        answer = subprocess.run(
-            [str(BIN / "celery"), "--app", CELERY_APP, "inspect", "ping", "--json", "--timeout", "5"],
-            env=self.env, cwd=self.workdir, capture_output=True, text=True, timeout=60,
-        )
+        try:
+            answer = subprocess.run(
+                [str(BIN / "celery"), "--app", CELERY_APP, "inspect", "ping", "--json", "--timeout", "5"],
+                env=self.env, cwd=self.workdir, capture_output=True, text=True, timeout=60,
+            )
+        except subprocess.TimeoutExpired:
+            return set()
         if answer.returncode != 0 or not answer.stdout.strip():
             return set()
         replies = json.loads(answer.stdout.strip().splitlines()[-1])
@@ -470,26 +485,38 @@ class Stack:
             return None
 
     def stop(self, timeout: float = 30) -> None:
-        """SIGTERM every process group we started, wait, then SIGKILL what is left."""
-        for name, process in reversed(list(self.processes.items())):
+        """Stop Airflow's processes first, then the services they use (emulator, Redis, PostgreSQL):
+        each phase signals its process groups (SIGTERM; PostgreSQL SIGINT), waits, then SIGKILLs what
+        is left, task processes in groups of their own included."""
+        services = ("emulator", "redis", "postgres")
+        airflow = {name: process for name, process in self.processes.items() if name not in services}
+        rest = {name: process for name, process in self.processes.items() if name in services}
+        for phase in (airflow, rest):
+            self._stop_phase(phase, timeout)
+        self.processes.clear()
+        if self.postgres_dir is not None:
+            shutil.rmtree(self.postgres_dir, ignore_errors=True)
+            self.postgres_dir = None
+
+    def _stop_phase(self, processes: dict[str, subprocess.Popen], timeout: float) -> None:
+        descendants = [child for process in processes.values() for child in _descendants(process.pid)]
+        for name, process in reversed(list(processes.items())):
             _signal_group(process, self.stop_signals.get(name, signal.SIGTERM))
         deadline = time.monotonic() + timeout
-        for process in self.processes.values():
+        for process in processes.values():
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
-        # Leaders that ignored SIGTERM, and children left behind by a leader that exited.
-        for process in self.processes.values():
+        # Leaders that ignored SIGTERM, children left behind by a leader that exited, and task
+        # processes in process groups of their own.
+        for process in processes.values():
             _signal_group(process, signal.SIGKILL)
             try:
                 process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
-        self.processes.clear()
-        if self.postgres_dir is not None:
-            shutil.rmtree(self.postgres_dir, ignore_errors=True)
-            self.postgres_dir = None
+        _kill_all([child for child in descendants if child.is_running()])
 
     # ------------------------------------------------------------------ REST API
 
@@ -525,6 +552,27 @@ class Stack:
                 return None
             raise StackError(f"{method} {path} -> {error.code}: {error.read().decode(errors='replace')}") from None
         return json.loads(content) if content else None
+
+
+def _descendants(pid: int) -> list[Any]:
+    """Every process ``pid`` started, however deep (psutil.Process objects), found before signalling."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _kill_all(processes: list[Any]) -> None:
+    import psutil
+
+    for process in processes:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(processes, timeout=10)
 
 
 def _postgres_binary(name: str) -> str:

@@ -261,6 +261,11 @@ def test_common_airflow_settings() -> None:
     # it must outlast the longest task a worker runs (the ad-hoc query's 6 h execution_timeout).
     assert int(env["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT"] or 0) > 6 * 3600
     assert 0 < int(env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"] or 0) < 300, "faster than the default"
+    scheduler = environment(SERVICES["airflow-scheduler"])
+    assert (scheduler.get("AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK") or "").lower() == "true", "/health on :8974"
+    worker = SERVICES["airflow-worker"]
+    assert environment(worker).get("DUMB_INIT_SETSID") == "0", "warm shutdown needs DUMB_INIT_SETSID=0"
+    assert "stop_grace_period" in worker, "give running tasks time to finish on stop"
 
 
 @pytest.mark.parametrize("variable", ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND"])
@@ -274,11 +279,6 @@ def test_database_urls_name_a_driver_the_pins_install(variable: str) -> None:
     url.get_dialect().import_dbapi()  # ImportError if the driver is not installed
     pins = {Requirement(line).name for line in _requirement_lines()}
     assert "psycopg2-binary" in pins and "asyncpg" in pins and "apache-airflow-providers-celery" in pins, pins
-    scheduler = environment(SERVICES["airflow-scheduler"])
-    assert (scheduler.get("AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK") or "").lower() == "true", "/health on :8974"
-    worker = SERVICES["airflow-worker"]
-    assert environment(worker).get("DUMB_INIT_SETSID") == "0", "warm shutdown needs DUMB_INIT_SETSID=0"
-    assert "stop_grace_period" in worker, "give running tasks time to finish on stop"
 
 
 def test_depends_on_conditions() -> None:

@@ -253,7 +253,8 @@ def test_a_worker_killed_mid_flatten_loses_nothing(celery_stack, backfill, aws):
         running = wait_for("flatten tasks running on a worker", running_flatten, 180, interval=0.5)
         victim = running[0]["hostname"]
         lost = {ti["map_index"] for ti in running_flatten() if ti["hostname"] == victim}
-        stack.kill(victim)
+        assert lost
+        stack.kill(victim)  # the worker's whole process tree, task processes included
         killed_at = time.monotonic()
         print(f"[celery] SIGKILLed {victim} while it ran {FLATTEN_TASK} {sorted(lost)}", flush=True)
     finally:
@@ -265,8 +266,11 @@ def test_a_worker_killed_mid_flatten_loses_nothing(celery_stack, backfill, aws):
     print(f"[celery] recovery: run {run_id} succeeded {seconds:.0f} s after the kill (heartbeat timeout "
           f"{HEARTBEAT_TIMEOUT} s, retry delay 2 s)", flush=True)
     survivor = ({*WORKERS} - {victim}).pop()
+    assert set(recovered) == lost
     for ti in recovered.values():
         assert ti["state"] == "success" and ti["try_number"] >= 2 and ti["hostname"] == survivor, ti
+    # Nothing staged is left behind (a lost task's process could otherwise upload after the publish).
+    assert not s3_keys(aws, f"{PREFIX}/jsonl/_staging/"), "staging not empty after the publish"
 
     after_manifest, after_parts = _published(aws, day)
     _assert_reconciled(after_manifest, after_parts)

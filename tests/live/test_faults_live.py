@@ -36,7 +36,8 @@ from livelib import (
     wait_for_run,
 )
 
-pytestmark = pytest.mark.live
+# One xdist group: every test on the session's SQLite stack runs in one worker (tests/live/conftest.py).
+pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live-sqlite")]
 
 EXPORT_DAG = "jit_audit_export"
 FAULTS = "/jit-audit-emulator/faults"
