@@ -15,6 +15,11 @@ of the largest process) and a wall clock:
 Every pipeline's output is checked to have one line per item, and row 5's to decompress to the
 same bytes as row 4's. Targets: our CPU <= 0.25x the runbook's and <= 1.5x the floor's; our peak RSS < 100 MiB at any
 size; row 4 really runs the C fast path. Row 5 has no target.
+
+Then each DAG file's parse time (bench_parse.py), a Scan export against the runbook's loop
+(bench_scan.py) and the DAG row (bench_dag.py): 2,000,000 items in 200 data files through the whole
+export DAG on the LocalExecutor stack, from the export's completion to the snapshot's _SUCCESS,
+against `jit-audit flatten` on the same files (target: within 2x). ``--dag-only`` runs just that row.
 """
 
 from __future__ import annotations
@@ -244,7 +249,16 @@ def main() -> int:
                         help="export sizes to run (the baselines run only on the first)")
     parser.add_argument("--no-parse", action="store_true", help="skip the DAG parse-time measurement")
     parser.add_argument("--no-scan", action="store_true", help="skip the Scan export benchmark (bench_scan.py)")
+    parser.add_argument("--no-dag", action="store_true",
+                        help="skip the DAG row (bench_dag.py: 2,000,000 items through the export DAG on the local stack)")
+    parser.add_argument("--dag-only", action="store_true", help="run only the DAG row")
     args = parser.parse_args()
+    if args.dag_only and args.no_dag:
+        parser.error("--dag-only and --no-dag contradict each other")
+    if args.dag_only:
+        from bench_dag import main as dag_main
+
+        return dag_main([])
     data = REPO / ".bench"
     data.mkdir(exist_ok=True)
     ok = True
@@ -266,6 +280,11 @@ def main() -> int:
 
         print()
         ok = scan_main([]) == 0 and ok
+    if not args.no_dag:
+        from bench_dag import main as dag_main
+
+        print()
+        ok = dag_main([]) == 0 and ok
     return 0 if ok else 1
 
 
