@@ -47,7 +47,8 @@ up: venv $(if $(filter celery,$(EXECUTOR)),celery-services)
 
 # Flattening speed and memory against the runbook, TypeDeserializer, the Python-only path and the
 # codec floor (200k items), the memory bound again on 2M items, each DAG file's parse time, and the
-# runbook's Method 4 Scan loop against `jit-audit scan` on the emulator (scripts/bench_scan.py).
+# runbook's Method 4 Scan loop against `jit-audit scan` on the emulator (scripts/bench_scan.py), and
+# 2,000,000 items in 200 data files through jit_audit_export on the local stack (scripts/bench_dag.py).
 bench: venv
 	$(BIN)/python scripts/bench.py --items 200000 2000000
 

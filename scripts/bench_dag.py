@@ -330,11 +330,14 @@ def print_row(items: int, parallelism: int, dag: dict[str, Any], raw: dict[str, 
     print(f"\n  jit-audit flatten --gzip, one process per data file ({len(files)}): {raw['cpu']:.2f} s CPU in all "
           f"({raw['wall']:.2f} s wall one after another), of which about {share:.1f} s is start-up "
           f"({raw['startup']:.3f} s CPU for an empty input, median of {STARTUP_RUNS})")
-    ratio = dag_path / raw["cpu"]
+    # The target compares with flattening the same files in one process: the work itself, without
+    # paying interpreter start-up per file (which the one-process-per-file sum is mostly made of).
+    ratio = dag_path / raw["one_cpu"]
     from_end = seconds(dag["export_end"], dag["success"])
-    print(f"  for context: from EndTime (the sensor's polling included) {from_end:.2f} s = "
-          f"{from_end / raw['cpu']:.2f}x; one process on all {len(files)} files at once takes {raw['one_cpu']:.2f} s "
-          f"CPU ({raw['one_wall']:.2f} s wall), the DAG path {dag_path / raw['one_cpu']:.1f}x that")
+    print(f"  jit-audit flatten --gzip, one process on all {len(files)} files: {raw['one_cpu']:.2f} s CPU "
+          f"({raw['one_wall']:.2f} s wall)")
+    print(f"  for context: from EndTime (the sensor's polling included) {from_end:.2f} s; the DAG path is "
+          f"{dag_path / raw['cpu']:.2f}x the one-process-per-file CPU sum")
     counts = raw["counts"]
     checks = [
         (f"the export held {dag['export']['ItemCount']:,} items in {len(files)} data files",
@@ -351,7 +354,7 @@ def print_row(items: int, parallelism: int, dag: dict[str, Any], raw: dict[str, 
         print(f"  {'PASS' if ok else 'FAIL'}  {text}")
     met = ratio <= TARGET
     print(f"  {'PASS' if met else 'MISS'}  DAG path {dag_path:.2f} s = {ratio:.2f}x the raw flatten CPU "
-          f"{raw['cpu']:.2f} s (target <= {TARGET:g}x)")
+          f"{raw['one_cpu']:.2f} s of one process on the same files (target <= {TARGET:g}x)")
     return met and all(ok for _, ok in checks)
 
 

@@ -13,6 +13,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from emulatorlib import Emulator
@@ -44,6 +45,32 @@ os.environ.update(
 )
 os.environ.pop("AWS_PROFILE", None)
 
+
+
+def live_stack_group(nodeid: str) -> str | None:
+    """The live stack a test runs on: its tests must stay in one pytest-xdist worker (one stack each)."""
+    if nodeid.startswith("tests/live/test_celery_live.py::"):
+        return "celery-stack"
+    if nodeid.startswith("tests/live/"):
+        return "sqlite-stack"
+    return None
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``make test`` runs ``pytest -n 2 --dist loadgroup``: each live stack's tests are one work unit
+    (its session- or module-scoped stack starts once, in one worker); every other test is a unit of
+    its own. Largest units go first, so the two stacks start at once, one per worker. (xdist's own
+    ``xdist_group`` marks do not group under pytest 9: xdist 3.8 renames ``item._nodeid``, which
+    pytest 9 no longer reads.)"""
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class LiveStackScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return live_stack_group(nodeid) or nodeid
+
+    return LiveStackScheduling(config, log)
 
 
 @pytest.fixture(scope="session")

@@ -25,16 +25,6 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``make test``: ``-n 2 --dist loadgroup``) the session's SQLite stack must
-    start once: every test using it carries ``xdist_group("live-sqlite")`` (its module's
-    ``pytestmark``), so one worker runs them all; the Celery stack's module is the group "celery"."""
-    missing = [item.nodeid for item in items if "live_stack" in getattr(item, "fixturenames", ())
-               and "live-sqlite" not in [mark.args[0] for mark in item.iter_markers("xdist_group") if mark.args]]
-    if missing:
-        raise pytest.UsageError(f"mark these with pytest.mark.xdist_group('live-sqlite'): {missing}")
-
-
 @pytest.fixture(scope="session")
 def webhook() -> Iterator[Webhook]:
     server = Webhook()

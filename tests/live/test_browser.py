@@ -28,8 +28,7 @@ from livelib import (
 )
 from playwright.sync_api import expect, sync_playwright
 
-# One xdist group: every test on the session's SQLite stack runs in one worker (tests/live/conftest.py).
-pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live-sqlite")]
+pytestmark = pytest.mark.live
 
 CHROMIUM = os.environ.get("JIT_AUDIT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",

@@ -48,9 +48,9 @@ from livelib import (
     wait_for_run,
 )
 
-# xdist_group: under `make test` (pytest-xdist, --dist loadgroup) this module runs in one worker
-# process, beside the SQLite stack's modules in the other.
-pytestmark = [pytest.mark.live, pytest.mark.xdist_group("celery")]
+# Under `make test` (pytest-xdist) this module is one work unit (tests/conftest.py), beside the SQLite
+# stack's modules.
+pytestmark = pytest.mark.live
 
 EXPORT_DAG = "jit_audit_export"
 ADHOC_DAG = "jit_audit_adhoc"

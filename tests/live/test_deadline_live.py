@@ -27,8 +27,7 @@ from urllib.parse import quote
 import pytest
 from livelib import api_path, task_states, wait_for, wait_for_run
 
-# One xdist group: every test on the session's SQLite stack runs in one worker (tests/live/conftest.py).
-pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live-sqlite")]
+pytestmark = pytest.mark.live
 
 EXPORT_DAG = "jit_audit_export"
 #: What tests/live/conftest.py sets: AIRFLOW__JIT_AUDIT__EXPORT_DEADLINE_MINUTES=1440.

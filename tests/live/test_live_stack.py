@@ -36,8 +36,7 @@ from livelib import (
     wait_for_run,
 )
 
-# One xdist group: every test on the session's SQLite stack runs in one worker (tests/live/conftest.py).
-pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live-sqlite")]
+pytestmark = pytest.mark.live
 
 EXPORT_DAG = "jit_audit_export"
 ADHOC_DAG = "jit_audit_adhoc"

@@ -46,8 +46,7 @@ from livelib import (
     task_states,
 )
 
-# One xdist group: every test on the session's SQLite stack runs in one worker (tests/live/conftest.py).
-pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live-sqlite")]
+pytestmark = pytest.mark.live
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "operating.md"
 #: How many ```bash blocks the page has; each of them runs here.
