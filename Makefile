@@ -58,9 +58,11 @@ bench: venv
 /usr/bin/curl /usr/bin/jq:
 	@test -x $@ || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(notdir $@) >/dev/null; }
 
-# PostgreSQL (any version Debian ships: the stack looks in /usr/lib/postgresql/*/bin) and Redis.
+# PostgreSQL (any version Debian ships: the stack looks in /usr/lib/postgresql/*/bin) and Redis. The
+# stacks start their own servers on free ports; on a host run by systemd, the system services the
+# packages just enabled (PostgreSQL on 5432, Redis on 6379) are stopped and disabled again.
 celery-services:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && test -x /usr/bin/redis-server || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server >/dev/null; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && test -x /usr/bin/redis-server || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server >/dev/null && { test ! -d /run/systemd/system || systemctl disable --now postgresql redis-server >/dev/null 2>&1 || true; }; }
 
 /usr/bin/gcc:
 	@test -x $@ || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential >/dev/null; }

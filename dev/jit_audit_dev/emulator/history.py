@@ -127,20 +127,22 @@ def _materialise(table: Table, key_source: dict[str, Any]) -> None:
         key = _key_of({name: key_source[name] for name in table.table_key_attrs})
     except (KeyError, TypeError):
         return  # not a whole key: moto refuses the request itself
-    with history.lock:
-        loaded = history.loaded.pop(key, None)
-    if loaded is None:
-        return
     from moto.dynamodb.models.dynamo_type import DynamoType, Item
 
-    image = json.loads(loaded.line)["Item"]
-    hash_value = DynamoType(image[table.hash_key_attr])
-    range_value = DynamoType(image[table.range_key_attr]) if table.range_key_attr else None
-    item = Item(hash_value, range_value, image)
-    if range_value is not None:
-        table.items[hash_value][range_value] = item
-    else:
-        table.items[hash_value] = item  # type: ignore[assignment]  # moto's own line does the same
+    # Under the lock from pop to insert: a second write to the same key (another request thread)
+    # waits until the item is in moto's table instead of finding it in neither place.
+    with history.lock:
+        loaded = history.loaded.pop(key, None)
+        if loaded is None:
+            return
+        image = json.loads(loaded.line)["Item"]
+        hash_value = DynamoType(image[table.hash_key_attr])
+        range_value = DynamoType(image[table.range_key_attr]) if table.range_key_attr else None
+        item = Item(hash_value, range_value, image)
+        if range_value is not None:
+            table.items[hash_value][range_value] = item
+        else:
+            table.items[hash_value] = item  # type: ignore[assignment]  # moto's own line does the same
 
 
 def _image(item: Item | None) -> dict[str, Any] | None:
