@@ -20,8 +20,9 @@
 #
 # Keep the base image's Airflow version equal to the apache-airflow pin in requirements.txt
 # (tests/deploy/test_docker_compose.py checks it), and its Python to one pyproject.toml allows.
-# CeleryExecutor needs apache-airflow-providers-celery and redis, which the official image ships;
-# the runtime stage checks that they are still there after our pinned install.
+# requirements.txt pins what the CeleryExecutor needs with PostgreSQL and Redis (the Celery and
+# Postgres providers, celery[redis], psycopg2, asyncpg): the image runs what `make venv` and the
+# Celery live tests run. The runtime stage checks that the executor's modules import.
 
 FROM apache/airflow:3.3.2-python3.11 AS build
 
@@ -64,7 +65,7 @@ RUN pip install --no-cache-dir -r requirements.txt -c constraints.txt
 COPY --from=build --chown=airflow:0 /opt/jit-audit-export/dist/ ./dist/
 RUN pip install --no-cache-dir --no-deps dist/*.whl \
     && python -c "import jit_audit._speedups" \
-    && python -c "from importlib.metadata import version as v; print('celery provider', v('apache-airflow-providers-celery'), 'redis', v('redis'))"
+    && python -c "import airflow.providers.celery.executors.celery_executor, psycopg2, asyncpg, redis; from importlib.metadata import version as v; print('celery provider', v('apache-airflow-providers-celery'), 'celery', v('celery'), 'redis', v('redis'))"
 
 # The DAG files, baked in: the image is the unit of deployment (no source mounts in production).
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
