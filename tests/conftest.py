@@ -17,9 +17,7 @@ from typing import Any
 
 import pytest
 from emulatorlib import Emulator
-
-# The fault table's summary hook lives here, in the conftest pytest-xdist's controller loads too.
-from faulttable import pytest_terminal_summary  # noqa: F401
+from faulttable import pytest_terminal_summary as fault_table_summary
 
 REPO = Path(__file__).resolve().parent.parent
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="jit-audit-airflow-"))
@@ -45,6 +43,20 @@ os.environ.update(
 )
 os.environ.pop("AWS_PROFILE", None)
 
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Here, in the conftest pytest-xdist's controller loads too (it sees every worker's reports): the
+    fault table (tests/faulttable.py), then the figures tests record as the user property "figure"
+    (e.g. the Celery stack's recovery time after a worker is killed), passed or not."""
+    fault_table_summary(terminalreporter, exitstatus, config)
+    figures = [value for reports in terminalreporter.stats.values() for report in reports
+               if getattr(report, "when", None) == "call"
+               for name, value in getattr(report, "user_properties", ()) if name == "figure"]
+    if figures:
+        terminalreporter.write_sep("=", "figures")
+        for figure in figures:
+            terminalreporter.write_line(str(figure))
 
 
 def live_stack_group(nodeid: str) -> str | None:

@@ -155,7 +155,7 @@ def backfill(celery_stack: Stack) -> dict[str, Any]:
         runs = _export_runs(stack, dates)
     seconds = time.monotonic() - started
     print(f"[celery] backfill of {len(dates)} dates finished in {seconds:.0f} s", flush=True)
-    return {"dates": dates, "runs": runs, "sensor_states": sensor_states}
+    return {"dates": dates, "runs": runs, "sensor_states": sensor_states, "seconds": seconds}
 
 
 def _published(aws: Callable[[str], Any], day: date) -> tuple[dict[str, Any], dict[str, bytes]]:
@@ -182,7 +182,7 @@ def _assert_reconciled(manifest: dict[str, Any], parts: dict[str, bytes]) -> Non
     assert sorted(parts) == sorted(part["key"] for part in manifest["parts"])
 
 
-def test_backfill_runs_on_both_workers_and_publishes_reconciled_snapshots(celery_stack, backfill, aws):
+def test_backfill_runs_on_both_workers_and_publishes_reconciled_snapshots(celery_stack, backfill, aws, record_property):
     hosts: set[str] = set()
     for run_id, run in backfill["runs"].items():
         assert run["state"] == "success", (run_id, task_states(celery_stack, EXPORT_DAG, run_id))
@@ -193,6 +193,8 @@ def test_backfill_runs_on_both_workers_and_publishes_reconciled_snapshots(celery
         _assert_reconciled(*_published(aws, day))
     # Every task instance records the worker that ran it: the mapped tasks were spread over both.
     assert hosts == set(WORKERS), hosts
+    record_property("figure", f"Celery stack: backfill of {len(backfill['dates'])} dates in "
+                              f"{backfill['seconds']:.0f} s on {len(WORKERS)} workers")
 
 
 def test_wait_for_export_was_deferred_on_the_triggerer(celery_stack, backfill):
@@ -233,7 +235,7 @@ def _fault(stack: Stack, method: str, body: dict[str, Any] | None = None) -> Non
         assert response.status in (200, 201, 204), response.status
 
 
-def test_a_worker_killed_mid_flatten_loses_nothing(celery_stack, backfill, aws):
+def test_a_worker_killed_mid_flatten_loses_nothing(celery_stack, backfill, aws, record_property):
     """SIGKILL the worker running flatten tasks (with every process it started) while they read their
     data files; the run still publishes the same bytes, each item exactly once."""
     stack = celery_stack
@@ -263,8 +265,9 @@ def test_a_worker_killed_mid_flatten_loses_nothing(celery_stack, backfill, aws):
     assert wait_for_run(stack, EXPORT_DAG, run_id, timeout=240) == "success", task_states(stack, EXPORT_DAG, run_id)
     seconds = time.monotonic() - killed_at
     recovered = {ti["map_index"]: ti for ti in _tis(stack, run_id, FLATTEN_TASK) if ti["map_index"] in lost}
-    print(f"[celery] recovery: run {run_id} succeeded {seconds:.0f} s after the kill (heartbeat timeout "
-          f"{HEARTBEAT_TIMEOUT} s, retry delay 2 s)", flush=True)
+    record_property("figure", f"Celery stack: {victim} SIGKILLed while running {FLATTEN_TASK} {sorted(lost)}; "
+                              f"run {run_id} succeeded {seconds:.0f} s after the kill (heartbeat timeout "
+                              f"{HEARTBEAT_TIMEOUT} s, retry delay 2 s), parts byte-identical")
     survivor = ({*WORKERS} - {victim}).pop()
     assert set(recovered) == lost
     for ti in recovered.values():
