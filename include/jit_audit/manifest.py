@@ -14,7 +14,15 @@ from typing import Any
 
 
 class ManifestError(ValueError):
-    """A manifest is missing, malformed, or disagrees with itself."""
+    """A manifest is malformed or disagrees with itself (one S3 lacks or refuses is ``ObjectUnreadable``)."""
+
+
+#: What to check when an object of a COMPLETED export is not in S3: DynamoDB wrote it, so it was removed.
+EXPORT_FILES_GONE = (
+    "the export is incomplete: its files were deleted, or a lifecycle rule on the export prefix expired them "
+    "(check the bucket's lifecycle rules and who deleted them); no retry brings them back, the data must be "
+    "exported again"
+)
 
 
 @dataclass(frozen=True)
@@ -87,10 +95,15 @@ def parse_summary(text: bytes | str, where: str = "manifest-summary.json") -> Ma
 def parse_files(text: bytes | str, where: str = "manifest-files.json") -> list[DataFile]:
     """Parse ``manifest-files.json``, in its own order, which fixes the part numbers."""
     if isinstance(text, bytes):
-        text = text.decode()
+        try:
+            text = text.decode()
+        except UnicodeDecodeError as error:
+            raise ManifestError(f"{where}: not valid UTF-8 (byte offset {error.start})") from None
     files: list[DataFile] = []
-    for line_number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    # JSON Lines ends lines with \n only: str.splitlines() would also cut at U+2028, U+0085 and other
+    # characters a key (so a dataFileS3Key) may contain.
+    for line_number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip(" \t\r"):
             continue
         location = f"{where}, line {line_number}"
         document = _json_object(line, location)

@@ -22,8 +22,23 @@ from typing import Any
 
 from jit_audit.exports import export_id
 from jit_audit.layout import SnapshotLayout
-from jit_audit.manifest import DataFile, ManifestSummary, check_manifest_totals, parse_files, parse_summary
-from jit_audit.s3 import CHECKSUM_ALGORITHM, IntegrityError, delete_keys, list_keys, put_checked, read_object
+from jit_audit.manifest import (
+    EXPORT_FILES_GONE,
+    DataFile,
+    ManifestSummary,
+    check_manifest_totals,
+    parse_files,
+    parse_summary,
+)
+from jit_audit.s3 import (
+    CHECKSUM_ALGORITHM,
+    IntegrityError,
+    delete_keys,
+    get_object_explained,
+    list_keys,
+    put_checked,
+    read_object,
+)
 from jit_audit.staging import CountMismatch, PartResult
 
 #: Manifest schema of the published snapshot; bump when its fields change meaning.
@@ -35,9 +50,21 @@ COPY_CONCURRENCY = 10
 def read_manifests(
     client: Any, bucket: str, manifest_summary_key: str, described_item_count: int | None
 ) -> tuple[ManifestSummary, list[DataFile]]:
-    """Read and cross-check both manifests of a completed export."""
-    summary = parse_summary(read_object(client, bucket, manifest_summary_key), where=manifest_summary_key)
-    files = parse_files(read_object(client, bucket, summary.manifest_files_key), where=summary.manifest_files_key)
+    """Read and cross-check both manifests of a completed export.
+
+    A manifest S3 does not have, or will not hand over, is :class:`~jit_audit.s3.ObjectUnreadable`
+    naming its key; a malformed one is :class:`~jit_audit.manifest.ManifestError`.
+    """
+    summary_body = get_object_explained(
+        client, bucket, manifest_summary_key, if_missing=EXPORT_FILES_GONE,
+        what="the export's manifest-summary.json (DescribeExport's ExportManifest)",
+    )["Body"].read()
+    summary = parse_summary(summary_body, where=manifest_summary_key)
+    files_body = get_object_explained(
+        client, bucket, summary.manifest_files_key, if_missing=EXPORT_FILES_GONE,
+        what="the export's manifest-files.json (manifest-summary.json's manifestFilesS3Key)",
+    )["Body"].read()
+    files = parse_files(files_body, where=summary.manifest_files_key)
     check_manifest_totals(summary, files, described_item_count)
     return summary, files
 

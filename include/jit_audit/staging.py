@@ -20,16 +20,22 @@ from typing import Any
 from jit_audit.codecs import CODEC_ERRORS, deterministic_gzip_writer, gzip_reader
 from jit_audit.flatten import FlattenError, Progress, flatten_stream
 from jit_audit.layout import SnapshotLayout
-from jit_audit.manifest import DataFile
+from jit_audit.manifest import EXPORT_FILES_GONE, DataFile
 from jit_audit.pseudonymise import Pseudonymiser
-from jit_audit.s3 import CHECKSUM_ALGORITHM, HashingWriter, IntegrityError
+from jit_audit.s3 import (
+    CHECKSUM_ALGORITHM,
+    HashingWriter,
+    IntegrityError,
+    ObjectUnreadable,
+    get_object_explained,
+)
 
 
 class CountMismatch(IntegrityError):
     """Line counts disagree: the snapshot is not published."""
 
 
-class MissingDataFile(IntegrityError):
+class MissingDataFile(ObjectUnreadable, IntegrityError):
     """A data file the manifest lists is not in S3: the export is incomplete, no retry brings it back."""
 
 
@@ -90,13 +96,10 @@ def flatten_data_file(
     With a ``pseudonymiser``, actor_email addresses are replaced before any byte reaches the part.
     """
     source = f"s3://{layout.bucket}/{data_file.key}"
-    try:
-        body = client.get_object(Bucket=layout.bucket, Key=data_file.key)["Body"]
-    except client.exceptions.NoSuchKey:
-        raise MissingDataFile(
-            f"{source}: missing: manifest-files.json lists this data file ({data_file.item_count} items) "
-            "but S3 has no such object; the export is incomplete"
-        ) from None
+    body = get_object_explained(
+        client, layout.bucket, data_file.key, missing_error=MissingDataFile, if_missing=EXPORT_FILES_GONE,
+        what=f"data file {data_file.index + 1} of the export ({data_file.item_count} items in manifest-files.json)",
+    )["Body"]
     reader = _HashingReader(body)
     staging_key = layout.staging_part_key(data_file.index)
     with tempfile.TemporaryFile() as spool:

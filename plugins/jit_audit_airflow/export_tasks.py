@@ -19,7 +19,7 @@ from jit_audit.flatten import FlattenError, Progress
 from jit_audit.grouping import DataFileGroup
 from jit_audit.layout import SnapshotLayout
 from jit_audit.manifest import DataFile, ManifestError
-from jit_audit.s3 import IntegrityError
+from jit_audit.s3 import IntegrityError, ObjectUnreadable
 from jit_audit_airflow.ledger import current_run, recorder
 from jit_audit_airflow.settings import pseudonymiser
 
@@ -40,7 +40,7 @@ def _manifests(plan: dict[str, Any], export_arn: str) -> tuple[Any, list[DataFil
         summary, files = snapshot.read_manifests(
             s3, description["S3Bucket"], description["ExportManifest"], description.get("ItemCount")
         )
-    except ManifestError as error:
+    except (ManifestError, ObjectUnreadable) as error:  # S3 would answer a retry the same way
         raise AirflowFailException(f"Export {export_arn}: {error}") from error
     return summary, files, int(description.get("ItemCount", summary.item_count))
 
@@ -82,8 +82,9 @@ def flatten_data_files(plan: dict[str, Any], group: dict[str, Any]) -> list[dict
     """Flatten each data file of one group into its own staged part, in order.
 
     Each file is checked against the manifest (MD5, item count) as it is flattened; a bad byte or
-    count fails the task without retries. Parts go to fixed keys (one per data file), so a retry or
-    re-run of the group rewrites the same bytes, whatever it had staged before.
+    count, or a data file S3 does not have or will not let the task read, fails the task without
+    retries. Parts go to fixed keys (one per data file), so a retry or re-run of the group rewrites
+    the same bytes, whatever it had staged before.
     """
     layout = SnapshotLayout.from_dict(plan["layout"])
     files = DataFileGroup.from_dict(group)
@@ -100,7 +101,7 @@ def flatten_data_files(plan: dict[str, Any], group: dict[str, Any]) -> list[dict
                 s3, layout, source, upload_extra_args=plan["upload_extra_args"], view=plan.get("view"),
                 progress=progress, pseudonymiser=hider,
             )
-        except (FlattenError, IntegrityError) as error:
+        except (FlattenError, IntegrityError, ObjectUnreadable) as error:
             raise AirflowFailException(str(error)) from error
         log.info("Data file %d (%s): %d items in, %d lines out, staged at %s (sha256 %s)",
                  source.index, source.key, source.item_count, part.lines, part.staging_key, part.sha256)
