@@ -1,6 +1,7 @@
 """``jit-audit``: what people run against AWS outside Airflow.
 
     jit-audit flatten [FILE] [--out PATH|s3://bucket/key]   DynamoDB export lines to exact JSON Lines
+    jit-audit flatten FILE --manifest s3://bucket/.../manifest-summary.json   (or --view NEW_IMAGE)
     jit-audit query --by account --id 123456789012 --start ... --end ...
     jit-audit scan --event-type ERROR [--segments 4] --start ... --end ...
     jit-audit check-retention --table jit_audit --bucket jit-audit-exports --prefix exports [--require-versioning]
@@ -23,6 +24,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from jit_audit.flatten import EXPORT_VIEWS
 from jit_audit.settings import LEDGER_SIGNING_ALGORITHMS
 
 #: Where ``--pseudonymise`` reads its HMAC key: an environment variable, never an argument (ps, shell history).
@@ -46,8 +48,11 @@ def _session_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_flatten(args: argparse.Namespace) -> int:
-    """``jit-audit flatten [FILE] [--out PATH]``: 0 done, 1 bad input, 2 usage, file or S3 error.
+    """``jit-audit flatten [FILE] [--out PATH] [--view VIEW | --manifest SUMMARY]``: 0 done, 1 bad input,
+    2 usage, file or S3 error.
 
+    An incremental export's view comes from ``--view`` or its ``manifest-summary.json``; without
+    either, a line with only a new image cannot be told an insert or an update and becomes PUT.
     The output appears only complete: a local ``--out`` is written to a temporary file beside it and
     renamed when every line is flattened; an ``s3://`` one is uploaded (checksummed) after that.
     """
@@ -67,6 +72,13 @@ def _cmd_flatten(args: argparse.Namespace) -> int:
         print(f"jit-audit flatten: --out {out!r} must be s3://<bucket>/<key>", file=sys.stderr)
         return 2
     gzip_output = args.gzip or (out or "").endswith(".gz")
+    view = args.view
+    if args.manifest:
+        try:
+            view = _manifest_view(args)
+        except _ManifestViewError as error:
+            print(f"jit-audit flatten: --manifest {args.manifest}: {error}", file=sys.stderr)
+            return 2
     try:
         with ExitStack() as stack:
             try:
@@ -76,7 +88,7 @@ def _cmd_flatten(args: argparse.Namespace) -> int:
                 return 2
             local = None if s3_target else out
             with _local_output(local, gzip_output=gzip_output, spool=s3_target is not None) as sink:
-                count = flatten_stream(open_text_or_gzip(raw), sink.write, source)
+                count = flatten_stream(open_text_or_gzip(raw), sink.write, source, view=view)
                 if s3_target:
                     sink.flush()
                     bucket, key = s3_target
@@ -97,6 +109,48 @@ def _cmd_flatten(args: argparse.Namespace) -> int:
     if args.verbose:
         print(f"flattened {count} items", file=sys.stderr)
     return 0
+
+
+class _ManifestViewError(Exception):
+    """``--manifest`` cannot be read, or does not say which view its export has."""
+
+
+def _manifest_view(args: argparse.Namespace) -> str | None:
+    """The view of the export ``--manifest`` (a ``manifest-summary.json`` path or s3:// URI) describes.
+
+    None for a full export (its lines have no view); an incremental export must name a known view.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from jit_audit.manifest import ManifestError, parse_summary
+
+    where: str = args.manifest
+    if where.startswith("s3://"):
+        target = _s3_object(where)
+        if target is None:
+            raise _ManifestViewError("must be a path or s3://<bucket>/<key>")
+        try:
+            s3 = _session(args).client("s3", endpoint_url=args.endpoint_url)
+            text = s3.get_object(Bucket=target[0], Key=target[1])["Body"].read()
+        except (BotoCoreError, ClientError) as error:
+            raise _ManifestViewError(f"cannot read it ({error})") from None
+    else:
+        try:
+            with open(where, "rb") as manifest:
+                text = manifest.read()
+        except OSError as error:
+            raise _ManifestViewError(f"cannot open it: {error.strerror}") from None
+    try:
+        summary = parse_summary(text, where)
+    except ManifestError as error:
+        raise _ManifestViewError(f"not a manifest-summary.json ({error})") from None
+    if summary.export_type != "INCREMENTAL_EXPORT":
+        return None
+    if summary.output_view not in EXPORT_VIEWS:
+        raise _ManifestViewError(
+            f"outputView {summary.output_view!r} is not one of {', '.join(EXPORT_VIEWS)}; give --view instead"
+        )
+    return summary.output_view
 
 
 class _OutputError(Exception):
@@ -432,7 +486,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "s3://<bucket>/<key>")
     flatten.add_argument("--gzip", action="store_true", help="gzip the output (implied by an --out ending in .gz)")
     flatten.add_argument("--source-name", help="name used for the input in error messages (default: FILE or <stdin>)")
-    _aws_options(flatten, "for an s3:// --out")
+    views = flatten.add_mutually_exclusive_group()
+    views.add_argument("--view", choices=EXPORT_VIEWS,
+                       help="the incremental export's ExportViewType: a line with only a new image is an INSERT "
+                            "with NEW_AND_OLD_IMAGES, a PUT with NEW_IMAGE (default: PUT, the view being unknown)")
+    views.add_argument("--manifest", metavar="SUMMARY",
+                       help="read the view from the export's manifest-summary.json (a path or s3://<bucket>/<key>)")
+    _aws_options(flatten, "for an s3:// --out or --manifest")
     flatten.add_argument("-v", "--verbose", action="store_true", help="print the item count to stderr")
     flatten.set_defaults(func=_cmd_flatten)
 

@@ -153,6 +153,8 @@ def describe_export(client: Any, export_arn: str) -> dict[str, Any]:
 
 #: The view incremental exports are requested with: deletions keep the item's last image.
 INCREMENTAL_VIEW = "NEW_AND_OLD_IMAGES"
+#: DynamoDB's ExportViewType when a request names none (and so a description may omit it).
+DEFAULT_EXPORT_VIEW = "NEW_AND_OLD_IMAGES"
 
 
 def _same_snapshot(
@@ -173,6 +175,8 @@ def _same_snapshot(
         and spec.get("ExportToTime") is not None
         and as_export_time(spec["ExportFromTime"]) == window_start
         and as_export_time(spec["ExportToTime"]) == export_time
+        # Another view's lines say something else (a NEW_IMAGE export cannot tell an insert from an update).
+        and (spec.get("ExportViewType") or DEFAULT_EXPORT_VIEW) == INCREMENTAL_VIEW
     )
 
 
@@ -184,7 +188,11 @@ def matching_exports(
     export_time: datetime,
     window_start: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Every export of this table to this bucket, prefix and time (or window), whatever its status."""
+    """Every export of this table to this bucket, prefix and time (or window), whatever its status.
+
+    An export matches only if it is of the same type (FULL_EXPORT, or INCREMENTAL_EXPORT of the same
+    window and ExportViewType :data:`INCREMENTAL_VIEW`): any other export says something else.
+    """
     found = []
     kwargs: dict[str, Any] = {"TableArn": table_arn_, "MaxResults": 25}
     while True:

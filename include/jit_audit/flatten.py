@@ -29,6 +29,11 @@ import orjson
 
 SORT_KEY_ATTRIBUTE = "event_time_event_id"
 
+#: An incremental export's views (``ExportViewType``, the manifest's ``outputView``). With
+#: NEW_AND_OLD_IMAGES a line with only a new image is an INSERT (an update has both images); with
+#: NEW_IMAGE every insert or update has only its new image, so it is a PUT (and a delete has no image).
+EXPORT_VIEWS = ("NEW_IMAGE", "NEW_AND_OLD_IMAGES")
+
 # RFC 8259's number grammar: text that matches it can be written out byte for byte.
 _JSON_NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?\Z")
 # What DynamoDB's N accepts beyond that (leading '+', leading zeros, '.5', '5.'): ASCII digits only,

@@ -59,6 +59,8 @@ def list_data_files(plan: dict[str, Any], export_arn: str) -> list[dict[str, Any
 
     Groups follow ``jit_audit_flatten_max_tasks`` and ``jit_audit_flatten_target_mib`` (read by
     ``plan``; a plan from before these settings takes their defaults) and the files' sizes in S3.
+    Each group carries the export's own view (``outputView`` of ``manifest-summary.json``), which
+    tells its flatten task what a line with only a new image is (INSERT, or PUT for NEW_IMAGE).
     """
     summary, files, item_count = _manifests(plan, export_arn)
     s3 = S3Hook(aws_conn_id=plan["aws_conn_id"]).get_conn()
@@ -75,7 +77,7 @@ def list_data_files(plan: dict[str, Any], export_arn: str) -> list[dict[str, Any
              "(jit_audit_flatten_max_tasks %d, jit_audit_flatten_target_mib %d)", export_arn, item_count,
              len(files), sum(sizes.values()), summary.manifest_files_key, len(groups), max_tasks,
              target_bytes // grouping.MIB)
-    return [group.to_dict() for group in groups]
+    return [{**group.to_dict(), "view": summary.output_view} for group in groups]
 
 
 def flatten_data_files(plan: dict[str, Any], group: dict[str, Any]) -> list[dict[str, Any]]:
@@ -90,6 +92,8 @@ def flatten_data_files(plan: dict[str, Any], group: dict[str, Any]) -> list[dict
     files = DataFileGroup.from_dict(group)
     s3 = S3Hook(aws_conn_id=plan["aws_conn_id"]).get_conn()
     hider = pseudonymiser(plan.get("pseudonymise_actor_email", False), plan.get("pseudonymisation_conn_id", ""))
+    # The export's own view; groups listed before they carried it fall back to the view the plan requested.
+    view = group["view"] if "view" in group else plan.get("view")
     parts = []
     for source in files.files:
 
@@ -98,7 +102,7 @@ def flatten_data_files(plan: dict[str, Any], group: dict[str, Any]) -> list[dict
 
         try:
             part = staging.flatten_data_file(
-                s3, layout, source, upload_extra_args=plan["upload_extra_args"], view=plan.get("view"),
+                s3, layout, source, upload_extra_args=plan["upload_extra_args"], view=view,
                 progress=progress, pseudonymiser=hider,
             )
         except (FlattenError, IntegrityError, ObjectUnreadable) as error:

@@ -304,3 +304,87 @@ def test_flatten_to_a_bucket_that_is_not_there_is_a_one_line_error(aws: Any, tmp
     assert done.returncode == 2 and "Traceback" not in stderr, stderr
     assert stderr.startswith("jit-audit flatten: cannot upload to s3://no-such-bucket-here/flat.jsonl: ") \
         and "NoSuchBucket" in stderr and stderr.count("\n") == 1, stderr
+
+
+CHANGE_LINE = (b'{"Metadata":{"WriteTimestampMicros":{"N":"1764064800123456"}},"Keys":{"request_id":{"S":"r1"}},'
+               b'"NewImage":{"request_id":{"S":"r1"},"event_type":{"S":"GRANTED"}}}\n')
+
+
+def _summary(view: str | None, export_type: str = "INCREMENTAL_EXPORT") -> bytes:
+    """A manifest-summary.json as DynamoDB writes it for an export of ``export_type`` and ``view``."""
+    import json
+
+    document: dict[str, Any] = {
+        "version": "2023-08-01", "exportArn": "arn:aws:dynamodb:us-east-1:123456789012:table/jit_audit/export/0-a",
+        "itemCount": 1, "manifestFilesS3Key": "AWSDynamoDB/0-a/manifest-files.json", "outputFormat": "DYNAMODB_JSON",
+        "exportType": export_type,
+    }
+    if export_type == "INCREMENTAL_EXPORT":
+        document.update(exportFromTime="2026-11-24T00:00:00Z", exportToTime="2026-11-25T00:00:00Z")
+        if view is not None:
+            document["outputView"] = view
+    else:
+        document["exportTime"] = "2026-11-25T00:00:00Z"
+    return json.dumps(document).encode()
+
+
+def _operation(done: subprocess.CompletedProcess[bytes]) -> str:
+    import json
+
+    assert (done.returncode, done.stderr) == (0, b""), done.stderr.decode()
+    return str(json.loads(done.stdout)["operation"])
+
+
+def test_flatten_takes_the_view_from_view_or_the_manifest_and_only_without_either_says_put(tmp_path: Path) -> None:
+    """A line with only a new image is an INSERT in a NEW_AND_OLD_IMAGES export (an update has both), and
+    an insert or an update (PUT) in a NEW_IMAGE one; unknown view: PUT."""
+    env = _env(tmp_path)
+    source = tmp_path / "changes.json"
+    source.write_bytes(CHANGE_LINE)
+    assert _operation(_run(["flatten", str(source)], env)) == "PUT"
+    assert _operation(_run(["flatten", str(source), "--view", "NEW_AND_OLD_IMAGES"], env)) == "INSERT"
+    assert _operation(_run(["flatten", "--view", "NEW_IMAGE"], env, CHANGE_LINE)) == "PUT"
+    for view, operation in (("NEW_AND_OLD_IMAGES", "INSERT"), ("NEW_IMAGE", "PUT")):
+        summary = tmp_path / f"{view}.json"
+        summary.write_bytes(_summary(view))
+        assert _operation(_run(["flatten", str(source), "--manifest", str(summary)], env)) == operation, view
+    full = tmp_path / "full.json"
+    full.write_bytes(_summary(None, "FULL_EXPORT"))
+    assert _run(["flatten", "--manifest", str(full)], env, EXPORT_LINES).stdout == FLAT
+
+
+def test_flatten_refuses_two_views_an_unknown_one_and_a_manifest_that_names_none(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    source = tmp_path / "changes.json"
+    source.write_bytes(CHANGE_LINE)
+    summary = tmp_path / "manifest-summary.json"
+    summary.write_bytes(_summary("NEW_IMAGE"))
+    both = _run(["flatten", str(source), "--view", "NEW_IMAGE", "--manifest", str(summary)], env)
+    assert (both.returncode, both.stdout) == (2, b"") and b"not allowed with argument --view" in both.stderr
+    unknown = _run(["flatten", str(source), "--view", "OLD_IMAGE"], env)
+    assert (unknown.returncode, unknown.stdout) == (2, b"") and b"invalid choice: 'OLD_IMAGE'" in unknown.stderr
+    summary.write_bytes(_summary(None))
+    silent = _run(["flatten", str(source), "--manifest", str(summary)], env)
+    assert (silent.returncode, silent.stdout) == (2, b"")
+    assert silent.stderr.decode() == (f"jit-audit flatten: --manifest {summary}: outputView None is not one of "
+                                      "NEW_IMAGE, NEW_AND_OLD_IMAGES; give --view instead\n")
+    missing = _run(["flatten", str(source), "--manifest", str(tmp_path / "nope.json")], env)
+    assert (missing.returncode, missing.stderr.decode()) == (
+        2, f"jit-audit flatten: --manifest {tmp_path / 'nope.json'}: cannot open it: No such file or directory\n")
+    summary.write_bytes(b"[]")
+    assert _run(["flatten", str(source), "--manifest", str(summary)], env).returncode == 2
+
+
+def test_flatten_reads_the_view_from_a_manifest_in_s3(aws: Any, tmp_path: Path) -> None:
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="exports/AWSDynamoDB/0-a/manifest-summary.json",
+                  Body=_summary("NEW_AND_OLD_IMAGES"))
+    env = _keys(_env(tmp_path))
+    where = ["--endpoint-url", aws.endpoint_url, "--region", "us-east-1"]
+    uri = f"s3://{BUCKET}/exports/AWSDynamoDB/0-a/manifest-summary.json"
+    assert _operation(_run(["flatten", "--manifest", uri, *where], env, CHANGE_LINE)) == "INSERT"
+    gone = _run(["flatten", "--manifest", uri + ".missing", *where], env, CHANGE_LINE)
+    assert (gone.returncode, gone.stdout) == (2, b"")
+    assert gone.stderr.decode().startswith(f"jit-audit flatten: --manifest {uri}.missing: cannot read it (")
+    assert b"NoSuchKey" in gone.stderr and gone.stderr.count(b"\n") == 1

@@ -503,3 +503,33 @@ def test_a_retry_after_failure_starts_a_new_export_for_a_sub_millisecond_export_
     retry = find_or_start_export(ddb, table_name=TABLE, export_time=export_time, bucket=BUCKET, s3_prefix=prefix)
     assert retry.export_arn != failed.export_arn, "the retry got the FAILED export back (same ClientToken)"
     assert retry.status == "IN_PROGRESS"
+
+
+@pytest.mark.parametrize("other", ["view", "window", "type"])
+def test_an_export_of_another_view_window_or_type_is_not_reused(ddb, seeded, other):
+    """Only an incremental export of this window with ExportViewType NEW_AND_OLD_IMAGES is this run's export:
+    a NEW_IMAGE one cannot tell an insert from an update, another window or a full export holds other items."""
+    export_time = _export_time()
+    window_start = export_time - timedelta(hours=1)
+    prefix = dataclasses.replace(_layout(export_time), window_start=window_start).raw_prefix
+    request: dict[str, Any] = {"TableArn": table_arn(ddb, TABLE), "S3Bucket": BUCKET, "S3Prefix": prefix,
+                               "ExportFormat": "DYNAMODB_JSON"}
+    if other == "type":
+        request.update(ExportType="FULL_EXPORT", ExportTime=export_time)
+    else:
+        request.update(ExportType="INCREMENTAL_EXPORT", IncrementalExportSpecification={
+            "ExportFromTime": window_start - timedelta(minutes=15) if other == "window" else window_start,
+            "ExportToTime": export_time,
+            "ExportViewType": "NEW_IMAGE" if other == "view" else "NEW_AND_OLD_IMAGES",
+        })
+    foreign = ddb.export_table_to_point_in_time(**request)["ExportDescription"]["ExportArn"]
+    _wait(ddb, foreign)
+
+    started = find_or_start_export(ddb, table_name=TABLE, export_time=export_time, bucket=BUCKET, s3_prefix=prefix,
+                                   window_start=window_start)
+    assert (started.reused, started.export_arn != foreign) == (False, True)
+    spec = describe_export(ddb, started.export_arn)["IncrementalExportSpecification"]
+    assert spec["ExportViewType"] == "NEW_AND_OLD_IMAGES"
+    again = find_or_start_export(ddb, table_name=TABLE, export_time=export_time, bucket=BUCKET, s3_prefix=prefix,
+                                 window_start=window_start)
+    assert (again.reused, again.export_arn) == (True, started.export_arn)

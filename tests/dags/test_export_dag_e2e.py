@@ -167,10 +167,16 @@ def set_clock(aws, moment: datetime | None) -> None:
     urllib.request.urlopen(request, timeout=10)
 
 
-def test_incremental_mode_takes_a_baseline_then_publishes_each_windows_changes(aws, dagbag, monkeypatch):
+@pytest.mark.parametrize("view", ["NEW_AND_OLD_IMAGES", "NEW_IMAGE"])
+def test_incremental_mode_takes_a_baseline_then_publishes_each_windows_changes(aws, dagbag, monkeypatch, view):
+    """The lines follow the export's own view (its manifest's outputView), whatever the run asked for: a
+    NEW_IMAGE export cannot tell an insert from an update (PUT) and keeps no image of a deleted item."""
     for name, value in VARIABLES.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AIRFLOW_VAR_JIT_AUDIT_EXPORT_MODE", "incremental")
+    # The export is started with this view, while the run's plan still says the view it asks for.
+    monkeypatch.setattr("jit_audit_airflow.settings.INCREMENTAL_VIEW", "NEW_AND_OLD_IMAGES")
+    monkeypatch.setattr("jit_audit.exports.INCREMENTAL_VIEW", view)
     table = aws.resource("dynamodb").Table("jit_audit")
     try:
         # Every seeded event is written (at its event time) before the baseline's day.
@@ -201,19 +207,28 @@ def test_incremental_mode_takes_a_baseline_then_publishes_each_windows_changes(a
     keys = sorted(item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"])
     assert {prefix + "_SUCCESS", prefix + "_manifest.json", prefix + "part-00000.jsonl.gz"} == set(keys)
     manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=prefix + "_manifest.json")["Body"].read())
-    assert manifest["kind"] == "changes"
+    assert manifest["kind"] == "changes" and manifest["change_window"]["view"] == view
     assert manifest["counts"] == {"describe_export_item_count": 5, "manifest_item_count": 5, "lines_written": 5}
     changes = [json.loads(line) for key in keys if key.endswith(".jsonl.gz")
                for line in gzip.decompress(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()).splitlines()]
     by_operation: dict[str, list[dict]] = {}
     for change in changes:
         by_operation.setdefault(change["operation"], []).append(change)
-    assert sorted((op, len(found)) for op, found in by_operation.items()) == [("INSERT", 3), ("MODIFY", 1), ("REMOVE", 1)]
-    (modify,) = by_operation["MODIFY"]
-    assert (modify["old_image"]["event_type"], modify["new_image"]["event_type"]) == (changed["event_type"], "REVOKED")
     (remove,) = by_operation["REMOVE"]
     assert remove["keys"] == {"request_id": deleted["request_id"], "event_time_event_id": deleted["event_time_event_id"]}
-    assert remove["new_image"] is None and remove["old_image"]["request_id"] == deleted["request_id"]
+    if view == "NEW_AND_OLD_IMAGES":
+        assert sorted((op, len(found)) for op, found in by_operation.items()) == [("INSERT", 3), ("MODIFY", 1),
+                                                                                  ("REMOVE", 1)]
+        (modify,) = by_operation["MODIFY"]
+        assert (modify["old_image"]["event_type"], modify["new_image"]["event_type"]) == (changed["event_type"],
+                                                                                          "REVOKED")
+        assert remove["new_image"] is None and remove["old_image"]["request_id"] == deleted["request_id"]
+    else:
+        assert sorted((op, len(found)) for op, found in by_operation.items()) == [("PUT", 4), ("REMOVE", 1)]
+        changed_keys = {"request_id": changed["request_id"], "event_time_event_id": changed["event_time_event_id"]}
+        (update,) = [put for put in by_operation["PUT"] if put["keys"] == changed_keys]
+        assert (update["old_image"], update["new_image"]["event_type"]) == (None, "REVOKED")
+        assert remove["new_image"] is None and remove["old_image"] is None
     assert remove["write_time"].startswith((day(2) + timedelta(hours=6)).date().isoformat())
     assert len(exports(aws)) == 2
 
