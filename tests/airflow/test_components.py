@@ -148,8 +148,24 @@ def test_export_operator_fails_without_retries_for_a_time_dynamodb_refuses(ddb, 
 # --------------------------------------------------------------------------- export sensor
 
 
-def test_deferrable_export_sensor_defers_with_the_arn_and_export_timeout(ddb, table):
+def _slow_next_export(aws: Any, seconds: float) -> None:
+    """The emulator's fault endpoint: the next export it starts stays IN_PROGRESS this long (the
+    session's emulator finishes exports in 1 s, which a busy machine can outlast before the sensor asks)."""
+    import json
+    import urllib.request
+
+    from jit_audit_dev.emulator import FAULTS_PATH
+
+    body = {"service": "dynamodb", "operation": "ExportTableToPointInTime", "count": 1, "export_seconds": seconds}
+    request = urllib.request.Request(aws.endpoint_url + FAULTS_PATH, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+def test_deferrable_export_sensor_defers_with_the_arn_and_export_timeout(aws, ddb, table):
+    _slow_next_export(aws, 120)
     arn = _start(ddb)
+    assert describe_export(ddb, arn)["ExportStatus"] == "IN_PROGRESS"
     sensor = DynamoDBExportSensor(task_id="wait_for_export", export_arn=arn, export_timeout="90", poke_interval=7)
     with pytest.raises(TaskDeferred) as caught:
         sensor.execute(CONTEXT)
