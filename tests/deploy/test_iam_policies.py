@@ -64,10 +64,9 @@ EXPORT_CALLS: dict[tuple[str, str], set[str]] = {
         "dynamodb:ExportTableToPointInTime", "s3:PutObject", "s3:PutObjectAcl", "s3:AbortMultipartUpload",
     },
     ("plugins/jit_audit_airflow/triggers/dynamodb.py", "describe_export"): {"dynamodb:DescribeExport"},
-    # flatten streams each data file the export's manifest lists into a staged part; one S3 no longer
-    # has (fault row 5b) is NoSuchKey only to callers with s3:ListBucket on the bucket (no s3:prefix
-    # in that check), else AccessDenied.
-    ("include/jit_audit/staging.py", "get_object"): {"s3:GetObject"},
+    # flatten streams each data file the export's manifest lists into a staged part (read through
+    # jit_audit.s3.get_object_explained, below); one S3 no longer has (fault row 5b) is NoSuchKey only
+    # to callers with s3:ListBucket on the bucket (no s3:prefix in that check), else AccessDenied.
     ("include/jit_audit/staging.py", "upload_fileobj"): TRANSFER_PUT,
     ("include/jit_audit/snapshot.py", "copy"): {"s3:GetObject", *TRANSFER_PUT},
     # The shared S3 helpers (jit_audit.s3): the export's manifests and the ledger's entries read whole,
@@ -117,6 +116,8 @@ ADHOC_CALLS: dict[tuple[str, str], set[str]] = {
 AUDITOR_CALLS: dict[tuple[str, str], set[str]] = {
     ("include/jit_audit/verify.py", "get_object"): {"s3:GetObject"},
     ("include/jit_audit/verify.py", "list_objects_v2"): {"s3:ListBucket"},
+    # `jit-audit flatten --manifest s3://...` reads an export's manifest-summary.json for its view.
+    ("include/jit_audit/cli.py", "get_object"): {"s3:GetObject"},
     # jit_audit.s3: manifests and ledger entries read whole, the ledger and the published partitions
     # listed (by verify, and by published_snapshots when a maximum retention is set).
     ("include/jit_audit/s3.py", "get_object"): {"s3:GetObject"},
