@@ -30,6 +30,7 @@ EXPECTED_ROWS: list[tuple[str, str]] = [
     ("5b", "Data file missing"),
     ("5c", "Data file's gzip truncated"),
     ("5d", "Malformed line in a data file"),
+    ("5e", "A line breaking a DynamoDB rule (an attribute name twice)"),
     ("6a", "Worker dies mid-flatten"),
     ("6b", "Worker dies mid-publish (between part copies)"),
     ("7a", "AWS endpoint unreachable, then back within the task's retries"),

@@ -12,7 +12,13 @@
  * escapes, no raw control characters, well-formed UTF-8, JSON's number grammar), so its output
  * has the same values as the Python path. Anything unusual is handed back, never guessed:
  * NS sets (numeric sort), string sets with escapes (code point sort), numbers outside JSON's
- * grammar, names with escapes, NULL other than true, very deep nesting, any grammar surprise.
+ * grammar, names with escapes, NULL other than true, any grammar surprise.
+ *
+ * It also hands back every line that breaks one of DynamoDB's rules the Python path enforces
+ * (docs/flattening.md, "Validation rules"), so that only the Python path ever decides an error: a
+ * number beyond 38 significant digits or DynamoDB's range, B or BS text that is not canonical base64,
+ * an empty set, a set with a member twice, an attribute name given twice in an item or a map, and
+ * values nested more than 32 levels deep.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -22,7 +28,8 @@
 #include <emmintrin.h>
 #endif
 
-#define MAX_DEPTH 64
+/* DynamoDB's nesting limit: a value at depth 33 (33 path components) is an error. */
+#define MAX_DEPTH 32
 
 /*
  * Output never needs more than 3 * line + 64 bytes (values only shrink, except event_time and
@@ -86,6 +93,8 @@ static inline void emit_token(Parser *parser, const unsigned char *src, Py_ssize
 
 /* 0: ordinary string byte; 1: quote; 2: backslash; 3: control character; 4: non-ASCII. */
 static unsigned char string_class[256];
+/* Each base64 character's 6-bit value; -1 for any other byte. */
+static signed char base64_value[256];
 
 static void init_tables(void) {
     for (int c = 0; c < 256; c++) {
@@ -93,6 +102,9 @@ static void init_tables(void) {
     }
     string_class['"'] = 1;
     string_class['\\'] = 2;
+    const char *alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    memset(base64_value, -1, sizeof(base64_value));
+    for (int i = 0; i < 64; i++) base64_value[(unsigned char)alphabet[i]] = (signed char)i;
 }
 
 static inline __attribute__((always_inline)) void skip_ws(Parser *parser) {
@@ -248,6 +260,57 @@ static int is_json_number(const unsigned char *p, const unsigned char *e) {
     return p == e;
 }
 
+/*
+ * Over [p, e), already in JSON's grammar: a number DynamoDB can hold, with at most 38 significant
+ * digits (leading and trailing zeros not counted) and, unless it is 0, a magnitude from 1E-130 to
+ * below 1E+126; for 0, the power of ten of its first digit within the same bounds (as the Python
+ * path, which decides every number this refuses).
+ */
+static int is_dynamodb_number(const unsigned char *p, const unsigned char *e) {
+    if (*p == '-') p++;
+    long integer_digits = -1, digits = 0, first = -1, last = -1;
+    for (; p < e && *p != 'e' && *p != 'E'; p++) {
+        if (*p == '.') {
+            integer_digits = digits;
+            continue;
+        }
+        if (*p != '0') {
+            if (first < 0) first = digits;
+            last = digits;
+        }
+        digits++;
+    }
+    if (integer_digits < 0) integer_digits = digits;
+    if (first >= 0 && last - first + 1 > 38) return 0;
+    long exponent = 0;
+    if (p < e) {
+        int negative = 0;
+        p++; /* 'e' or 'E' */
+        if (*p == '+' || *p == '-') negative = *p++ == '-';
+        while (p < e && *p == '0') p++;
+        if (e - p > 9) return 0;
+        for (; p < e; p++) exponent = exponent * 10 + (*p - '0');
+        if (negative) exponent = -exponent;
+    }
+    long adjusted = exponent + integer_digits - 1 - (first >= 0 ? first : 0);
+    return adjusted >= -130 && adjusted <= 125;
+}
+
+/* Canonical base64 (RFC 4648 section 4: padded, unused bits zero) over [p, p + n). */
+static signed char base64_value[256];
+
+static int is_canonical_base64(const unsigned char *p, Py_ssize_t n) {
+    if (n % 4) return 0;
+    if (n == 0) return 1;
+    Py_ssize_t padding = p[n - 1] == '=' ? (p[n - 2] == '=' ? 2 : 1) : 0;
+    for (Py_ssize_t i = 0; i < n - padding; i++) {
+        if (base64_value[p[i]] < 0) return 0;
+    }
+    if (padding == 1 && (base64_value[p[n - 2]] & 3)) return 0;
+    if (padding == 2 && (base64_value[p[n - 3]] & 15)) return 0;
+    return 1;
+}
+
 typedef struct {
     const unsigned char *start;
     Py_ssize_t len;
@@ -265,9 +328,71 @@ static int compare_tokens(const void *a, const void *b) {
 
 static int flatten_value(Parser *parser);
 
-/* '{' name ':' value (',' name ':' value)* '}' with values flattened; names copied as they are. */
+/* The names of one item or map, to find a name given twice (the Python path says which). */
+typedef struct {
+    Token *items;
+    Py_ssize_t count, capacity;
+    Token small[16];
+} Names;
+
+static int add_name(Parser *parser, Names *names, const unsigned char *start, const unsigned char *stop) {
+    if (names->count == names->capacity) {
+        Token *grown = (Token *)PyMem_RawMalloc(sizeof(Token) * (size_t)names->capacity * 2);
+        if (!grown) {
+            parser->failed = 2;
+            return -1;
+        }
+        memcpy(grown, names->items, sizeof(Token) * (size_t)names->count);
+        if (names->items != names->small) PyMem_RawFree(names->items);
+        names->items = grown;
+        names->capacity *= 2;
+    }
+    names->items[names->count].start = start;
+    names->items[names->count].len = stop - start;
+    names->count++;
+    return 0;
+}
+
+/* 1 when two names are the same string (unescaped tokens: the same bytes); sorts the names. */
+static int has_repeated_name(Names *names) {
+    Token *t = names->items;
+    if (names->count <= 8) {
+        for (Py_ssize_t i = 1; i < names->count; i++) {
+            for (Py_ssize_t j = 0; j < i; j++) {
+                if (t[i].len == t[j].len && memcmp(t[i].start, t[j].start, (size_t)t[i].len) == 0) return 1;
+            }
+        }
+        return 0;
+    }
+    qsort(t, (size_t)names->count, sizeof(Token), compare_tokens);
+    for (Py_ssize_t i = 1; i < names->count; i++) {
+        if (compare_tokens(&t[i - 1], &t[i]) == 0) return 1;
+    }
+    return 0;
+}
+
+static int flatten_members_into(Parser *parser, Names *names, Py_ssize_t *sort_key, Py_ssize_t *sort_key_len,
+                                 int *has_event_time, int *has_event_id);
+
+/* '{' name ':' value (',' name ':' value)* '}' with values flattened; names copied as they are,
+ * each given once. */
 static int flatten_members(Parser *parser, Py_ssize_t *sort_key, Py_ssize_t *sort_key_len,
                            int *has_event_time, int *has_event_id) {
+    Names names;
+    names.items = names.small;
+    names.count = 0;
+    names.capacity = 16;
+    int result = flatten_members_into(parser, &names, sort_key, sort_key_len, has_event_time, has_event_id);
+    if (result == 0 && names.count > 1 && has_repeated_name(&names)) {
+        parser->failed = 1;
+        result = -1;
+    }
+    if (names.items != names.small) PyMem_RawFree(names.items);
+    return result;
+}
+
+static int flatten_members_into(Parser *parser, Names *names, Py_ssize_t *sort_key, Py_ssize_t *sort_key_len,
+                                 int *has_event_time, int *has_event_id) {
     if (expect(parser, '{') < 0) return -1;
     EMIT_CHAR(parser, '{');
     skip_ws(parser);
@@ -282,6 +407,7 @@ static int flatten_members(Parser *parser, Py_ssize_t *sort_key, Py_ssize_t *sor
         if (!first) EMIT_CHAR(parser, ',');
         if (scan_string(parser, &start, &stop, &escaped) < 0) return -1;
         if (escaped) FAIL(parser);
+        if (add_name(parser, names, start, stop) < 0) return -1;
         EMIT(parser, start, stop - start);
         EMIT_CHAR(parser, ':');
         if (expect(parser, ':') < 0) return -1;
@@ -310,7 +436,8 @@ static int flatten_members(Parser *parser, Py_ssize_t *sort_key, Py_ssize_t *sor
     }
 }
 
-static int flatten_string_set(Parser *parser) {
+/* An SS or BS (binary: each member canonical base64): non-empty, members distinct, sorted. */
+static int flatten_string_set(Parser *parser, int binary) {
     Token small[16];
     Token *tokens = small;
     Py_ssize_t count = 0, capacity = 16;
@@ -322,7 +449,7 @@ static int flatten_string_set(Parser *parser) {
         const unsigned char *start, *stop;
         int escaped;
         if (scan_string(parser, &start, &stop, &escaped) < 0) goto done;
-        if (escaped) {
+        if (escaped || (binary && !is_canonical_base64(start + 1, stop - start - 2))) {
             parser->failed = 1;
             goto done;
         }
@@ -345,6 +472,12 @@ static int flatten_string_set(Parser *parser) {
         if (!more) break;
     }
     qsort(tokens, (size_t)count, sizeof(Token), compare_tokens);
+    for (Py_ssize_t i = 1; i < count; i++) {
+        if (compare_tokens(&tokens[i - 1], &tokens[i]) == 0) { /* a member twice: unescaped, so the same string */
+            parser->failed = 1;
+            goto done;
+        }
+    }
     {
         char *w = parser->w;
         *w++ = '[';
@@ -386,10 +519,11 @@ static int flatten_value(Parser *parser) {
     if (expect(parser, ':') < 0) return -1;
     if (tag_len == 1 && (tag[0] == 'S' || tag[0] == 'B')) {
         if (scan_string(parser, &start, &stop, &escaped) < 0) return -1;
+        if (tag[0] == 'B' && (escaped || !is_canonical_base64(start + 1, stop - start - 2))) FAIL(parser);
         EMIT(parser, start, stop - start);
     } else if (tag_len == 1 && tag[0] == 'N') {
         if (scan_string(parser, &start, &stop, &escaped) < 0) return -1;
-        if (escaped || !is_json_number(start + 1, stop - 1)) FAIL(parser);
+        if (escaped || !is_json_number(start + 1, stop - 1) || !is_dynamodb_number(start + 1, stop - 1)) FAIL(parser);
         EMIT(parser, start + 1, stop - start - 2);
     } else if (tag_len == 1 && tag[0] == 'M') {
         if (flatten_members(parser, NULL, NULL, NULL, NULL) < 0) return -1;
@@ -422,7 +556,7 @@ static int flatten_value(Parser *parser) {
         if (literal(parser, "true", 4) < 0) return -1;
         EMIT_LITERAL(parser, "null");
     } else if (tag_len == 2 && (memcmp(tag, "SS", 2) == 0 || memcmp(tag, "BS", 2) == 0)) {
-        if (flatten_string_set(parser) < 0) return -1;
+        if (flatten_string_set(parser, tag[0] == 'B') < 0) return -1;
     } else {
         FAIL(parser); /* NS (numeric order) and unknown tags: the Python path decides */
     }

@@ -11,12 +11,15 @@ need the values themselves, exactly, so this module:
   from ``event_time_event_id`` when the item does not carry them already.
 
 Incremental exports (``{"Metadata", "Keys", "NewImage", "OldImage"}`` lines) become change
-records, see ``flatten_change``. Anything it does not understand is an error naming the source
+records, see ``_change``. Anything it does not understand is an error naming the source
 and line: nothing is skipped.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import os
 import re
 import time
@@ -38,100 +41,277 @@ EXPORT_VIEWS = ("NEW_IMAGE", "NEW_AND_OLD_IMAGES")
 _JSON_NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?\Z")
 # What DynamoDB's N accepts beyond that (leading '+', leading zeros, '.5', '5.'): ASCII digits only,
 # no '_' separators, no spaces, no NaN or Infinity, all of which Python's Decimal would let through.
-_DYNAMODB_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+_DYNAMODB_NUMBER = re.compile(r"[+-]?([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]+))?\Z")
 _GZIP_MAGIC = b"\x1f\x8b"
+
+#: DynamoDB's limits (Developer Guide, "Service, account, and table quotas"): numbers have at most
+#: 38 significant digits and a magnitude from 1E-130 to 9.99...E+125 (or are 0); attribute values
+#: nest at most 32 levels deep.
+MAX_NUMBER_DIGITS = 38
+MIN_NUMBER_EXPONENT, MAX_NUMBER_EXPONENT = -130, 125
+MAX_NESTING = 32
+#: Metadata.WriteTimestampMicros up to 9999-12-31T23:59:59.999999Z (what ISO-8601 text can say).
+MAX_WRITE_MICROS = 253_402_300_799_999_999
+_PLAIN_INTEGER = re.compile(r"(?:0|[1-9][0-9]*)\Z")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_\-:@$#/ ]+\Z")
 
 
 class FlattenError(ValueError):
-    """A line of DynamoDB JSON that cannot be flattened exactly; names where it was found."""
+    """A line of DynamoDB JSON that cannot be flattened exactly; names where it was found.
 
-    def __init__(self, source: str, line_number: int, reason: str) -> None:
+    ``attribute`` is the attribute path inside the line (``details.client.tags``, ``tags[2]``;
+    ``NewImage.``/``OldImage.``/``Keys.`` first on an incremental export's line), "" when the
+    problem is the line (or the file) as a whole.
+    """
+
+    def __init__(self, source: str, line_number: int, reason: str, attribute: str = "") -> None:
         """``line_number`` 0: the problem is the file as a whole (it does not decompress, say)."""
-        super().__init__(f"{source}, line {line_number}: {reason}" if line_number else f"{source}: {reason}")
+        where = f"{source}, line {line_number}" if line_number else source
+        if attribute:
+            where += f", attribute {attribute}"
+        super().__init__(f"{where}: {reason}")
         self.source = source
         self.line_number = line_number
         self.reason = reason
+        self.attribute = attribute
 
 
 class _BadValue(ValueError):
-    """Raised inside the converters; turned into a FlattenError with a location."""
+    """Raised inside the converters; turned into a FlattenError with a location.
+
+    ``path`` collects the attribute path innermost first as the error unwinds (names and list
+    indexes), ``prefix`` is the part of the line it is in (``NewImage``...), if not the Item.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.path: list[str | int] = []
+        self.prefix = ""
+
+    def attribute(self) -> str:
+        return format_attribute_path([self.prefix, *reversed(self.path)] if self.prefix else self.path[::-1])
+
+
+def format_attribute_path(components: Iterable[str | int]) -> str:
+    """``["details", "tags", 2]`` -> ``details.tags[2]``; unusual names are quoted: ``a["x.y"]``."""
+    text = ""
+    for component in components:
+        if isinstance(component, int):
+            text += f"[{component}]"
+        elif _PLAIN_NAME.match(component):
+            text += f".{component}" if text else component
+        else:
+            text += f"[{json.dumps(component)}]"
+    return text
+
+
+class _JsonNumber(str):
+    """A bare JSON number where DynamoDB JSON has none (its numbers are strings): kept as text."""
+
+
+def _no_constants(name: str) -> Any:
+    raise _BadValue(f"not valid JSON: {name} is not a JSON value")
+
+
+# Objects decode to tuples of (name, value) pairs, so a name given twice is still there to be found
+# (a dict would keep one silently); arrays to lists, bare numbers to their text (no int size limit).
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=tuple, parse_int=_JsonNumber, parse_float=_JsonNumber, parse_constant=_no_constants
+)
+
+
+def _kind(value: Any) -> str:
+    """How a decoded JSON value reads in a message."""
+    if type(value) is tuple:
+        return "an object"
+    if type(value) is list:
+        return "a list"
+    if isinstance(value, _JsonNumber):
+        return f"the number {value[:40]}"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    if value is None:
+        return "null"
+    return "true" if value else "false"
+
+
+def _check_number(text: str) -> None:
+    """Raise _BadValue unless ``text`` is a number DynamoDB could hold (grammar, digits, range)."""
+    match = _DYNAMODB_NUMBER.match(text)
+    if not match or not (match.group(1) or match.group(2)):
+        if text.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            raise _BadValue(f"N value {text!r} is not a finite number")
+        raise _BadValue(f"N value {text!r:.60} is not a number")
+    integer, fraction, exponent_text = match.group(1), match.group(2) or "", match.group(3)
+    digits = integer + fraction
+    significant = digits.lstrip("0")
+    leading_zeros = len(digits) - len(significant)
+    significant = significant.rstrip("0")
+    if len(significant) > MAX_NUMBER_DIGITS:
+        raise _BadValue(
+            f"N value {text!r:.60} has {len(significant)} significant digits; DynamoDB keeps at most {MAX_NUMBER_DIGITS}"
+        )
+    if exponent_text is None:
+        exponent = 0
+    elif len(exponent_text.lstrip("+-").lstrip("0")) > 9:  # int() of an unbounded digit string is slow
+        raise _BadValue(f"N value {text!r:.60} is outside DynamoDB's range (1E-130 to 9.99...E+125)")
+    else:
+        exponent = int(exponent_text)
+    # The power of ten of the first significant digit (of the first digit, for 0).
+    adjusted = exponent + len(integer) - 1 - (leading_zeros if significant else 0)
+    if not MIN_NUMBER_EXPONENT <= adjusted <= MAX_NUMBER_EXPONENT:
+        raise _BadValue(f"N value {text!r:.60} is outside DynamoDB's range (1E-130 to 9.99...E+125)")
 
 
 def number_fragment(text: str) -> orjson.Fragment:
     """Return DynamoDB's number text as raw JSON, unchanged whenever JSON allows it.
 
-    DynamoDB accepts forms JSON does not (``+1``, ``.5``, ``007``); those are rewritten to the
-    same value in JSON's grammar through ``Decimal``, which never rounds.
+    The number must be one DynamoDB could hold (``_check_number``). DynamoDB accepts forms JSON does
+    not (``+1``, ``.5``, ``007``); those are rewritten to the same value in JSON's grammar through
+    ``Decimal``, which never rounds.
     """
+    _check_number(text)
     raw = text.encode()
     if _JSON_NUMBER.match(raw):
         return orjson.Fragment(raw)
-    if text in ("NaN", "Infinity", "-Infinity", "inf", "-inf", "nan"):
-        raise _BadValue(f"N value {text!r} is not a finite number")
-    if not _DYNAMODB_NUMBER.match(text):
-        raise _BadValue(f"N value {text!r} is not a number")
-    value = Decimal(text)
-    canonical = str(value).encode()
+    canonical = str(Decimal(text)).encode()
     if not _JSON_NUMBER.match(canonical):  # pragma: no cover - Decimal's str is JSON-shaped
         raise _BadValue(f"N value {text!r} has no JSON form")
     return orjson.Fragment(canonical)
 
 
+def _is_base64(text: str) -> bool:
+    """Canonical base64 (RFC 4648 section 4, padded, unused bits zero): what DynamoDB writes for B."""
+    try:
+        return base64.b64encode(base64.b64decode(text, validate=True)).decode("ascii") == text
+    except (binascii.Error, ValueError):
+        return False
 
 
-def _string_list(tag: str, value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(member, str) for member in value):
-        raise _BadValue(f"{tag} value must be a list of strings, got {type(value).__name__}")
-    return value
+def _string_set(tag: str, value: Any) -> list[str]:
+    """An SS or BS: a non-empty list of distinct strings (base64 for BS), sorted by code point."""
+    if type(value) is not list or not all(type(member) is str for member in value):
+        raise _BadValue(f"{tag} value must be a list of strings, got {_kind(value)}")
+    if not value:
+        raise _BadValue(f"{tag} value is an empty set (DynamoDB sets have at least one member)")
+    if tag == "BS":
+        for member in value:
+            if not _is_base64(member):
+                raise _BadValue(f"BS member {member!r:.60} is not base64")
+    members = sorted(value)
+    for before, after in zip(members, members[1:], strict=False):
+        if before == after:
+            raise _BadValue(f"{tag} value has the member {after!r:.60} twice (set members are distinct)")
+    return members
 
 
-def plain_value(attribute: Any) -> Any:
-    """Convert one DynamoDB JSON attribute value (``{"S": "x"}``) to its plain JSON value."""
-    if not isinstance(attribute, dict) or len(attribute) != 1:
-        raise _BadValue(f"attribute value must be an object with one type tag, got {attribute!r:.80}")
-    ((tag, value),) = attribute.items()
+def _number_set(value: Any) -> list[orjson.Fragment]:
+    """An NS: a non-empty list of distinct numbers, sorted by value."""
+    if type(value) is not list or not all(type(member) is str for member in value):
+        raise _BadValue(f"NS value must be a list of strings, got {_kind(value)}")
+    if not value:
+        raise _BadValue("NS value is an empty set (DynamoDB sets have at least one member)")
+    # Validate every member first (junk must be an error, not a failed comparison); in range, so
+    # Decimal takes each exactly.
+    fragments = [number_fragment(member) for member in value]
+    numbers = [Decimal(member) for member in value]
+    order = sorted(range(len(value)), key=numbers.__getitem__)
+    for before, after in zip(order, order[1:], strict=False):
+        if numbers[before] == numbers[after]:
+            raise _BadValue(
+                f"NS value has the number {value[after]!r:.60} twice (as {value[before]!r:.60}; set members are distinct)"
+            )
+    return [fragments[index] for index in order]
+
+
+def _repeated_name(pairs: tuple[tuple[str, Any], ...]) -> str:
+    seen: set[str] = set()
+    for name, _value in pairs:
+        if name in seen:
+            return name
+        seen.add(name)
+    raise AssertionError("no repeated name")  # pragma: no cover - called only when there is one
+
+
+def _attributes(pairs: Any, depth: int) -> dict[str, Any]:
+    """An item's or a map's attributes (decoded pairs) as a plain dict; names given once each."""
+    flat = {}
+    for name, value in pairs:
+        try:
+            flat[name] = _plain(value, depth)
+        except _BadValue as error:
+            error.path.append(name)
+            raise
+    if len(flat) != len(pairs):
+        name = _repeated_name(pairs)
+        repeated = _BadValue(f"the attribute name {name!r:.60} appears twice (names are unique within an item or a map)")
+        repeated.path.append(name)
+        raise repeated
+    return flat
+
+
+def _plain(attribute: Any, depth: int) -> Any:
+    """Convert one decoded DynamoDB JSON attribute value (``{"S": "x"}``) to its plain JSON value."""
+    if depth > MAX_NESTING:
+        raise _BadValue(f"attribute values nest more than {MAX_NESTING} levels deep (DynamoDB's limit)")
+    if type(attribute) is not tuple or len(attribute) != 1:
+        if type(attribute) is tuple and len(attribute) > 1 and len({tag for tag, _ in attribute}) < len(attribute):
+            raise _BadValue(f"the type tag {_repeated_name(attribute)!r} is repeated")
+        count = f"{len(attribute)} names" if type(attribute) is tuple else _kind(attribute)
+        raise _BadValue(f"attribute value must be an object with one type tag, got {count}")
+    ((tag, value),) = attribute
     if tag == "S":
-        if not isinstance(value, str):
-            raise _BadValue(f"S value must be a string, got {type(value).__name__}")
+        if type(value) is not str:
+            raise _BadValue(f"S value must be a string, got {_kind(value)}")
         return value
     if tag == "N":
-        if not isinstance(value, str):
-            raise _BadValue(f"N value must be a string, got {type(value).__name__}")
+        if type(value) is not str:
+            raise _BadValue(f"N value must be a string, got {_kind(value)}")
         return number_fragment(value)
     if tag == "M":
-        if not isinstance(value, dict):
-            raise _BadValue(f"M value must be an object, got {type(value).__name__}")
-        return {name: plain_value(member) for name, member in value.items()}
+        if type(value) is not tuple:
+            raise _BadValue(f"M value must be an object, got {_kind(value)}")
+        return _attributes(value, depth + 1)
     if tag == "L":
-        if not isinstance(value, list):
-            raise _BadValue(f"L value must be a list, got {type(value).__name__}")
-        return [plain_value(member) for member in value]
+        if type(value) is not list:
+            raise _BadValue(f"L value must be a list, got {_kind(value)}")
+        plain = []
+        for index, member in enumerate(value):
+            try:
+                plain.append(_plain(member, depth + 1))
+            except _BadValue as error:
+                error.path.append(index)
+                raise
+        return plain
     if tag == "BOOL":
-        if not isinstance(value, bool):
-            raise _BadValue(f"BOOL value must be true or false, got {value!r:.40}")
+        if type(value) is not bool:
+            raise _BadValue(f"BOOL value must be true or false, got {_kind(value)}")
         return value
     if tag == "NULL":
         if value is not True:
-            raise _BadValue(f"NULL value must be true, got {value!r:.40}")
+            raise _BadValue(f"NULL value must be true, got {_kind(value)}")
         return None
     if tag == "B":
-        if not isinstance(value, str):
-            raise _BadValue(f"B value must be base64 text, got {type(value).__name__}")
+        if type(value) is not str or not _is_base64(value):
+            raise _BadValue(f"B value must be base64 text, got {_kind(value)}")
         return value
     if tag in ("SS", "BS"):
-        return sorted(_string_list(tag, value))
+        return _string_set(tag, value)
     if tag == "NS":
-        # Validate every member first (NaN or junk must be an error, not a failed comparison).
-        members = _string_list(tag, value)
-        fragments = [number_fragment(member) for member in members]
-        order = sorted(range(len(members)), key=lambda index: Decimal(members[index]))
-        return [fragments[index] for index in order]
-    raise _BadValue(f"unknown DynamoDB type tag {tag!r}")
+        return _number_set(value)
+    raise _BadValue(f"unknown DynamoDB type tag {tag!r:.40}")
 
 
-def flatten_item(item: dict[str, Any]) -> dict[str, Any]:
-    """Flatten a DynamoDB JSON item (the value under ``"Item"``) to a plain JSON object."""
-    flat = {name: plain_value(value) for name, value in item.items()}
+def _item(pairs: Any, prefix: str = "") -> dict[str, Any]:
+    """Flatten a decoded item (the value under ``"Item"``, or an image) to a plain JSON object."""
+    try:
+        if type(pairs) is not tuple:
+            raise _BadValue(f"an item must be an object, got {_kind(pairs)}")
+        flat = _attributes(pairs, 1)
+    except _BadValue as error:
+        error.prefix = prefix
+        raise
     sort_key = flat.get(SORT_KEY_ATTRIBUTE)
     if isinstance(sort_key, str) and "#" in sort_key:
         event_time, event_id = sort_key.split("#", 1)
@@ -140,24 +320,53 @@ def flatten_item(item: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+def _pairs(value: Any) -> Any:
+    """Dicts (a low-level client's DynamoDB JSON) as the decoder's tuples of pairs."""
+    if isinstance(value, dict):
+        return tuple((name, _pairs(member)) for name, member in value.items())
+    if isinstance(value, list):
+        return [_pairs(member) for member in value]
+    return value
+
+
+def flatten_item(item: dict[str, Any]) -> dict[str, Any]:
+    """Flatten an item given as dicts (a low-level client's DynamoDB JSON, binary as base64 text).
+
+    Same rules and values as an export line's ``Item``; a broken rule raises ValueError.
+    """
+    try:
+        return _item(_pairs(item))
+    except _BadValue as error:
+        attribute = error.attribute()
+        raise ValueError(f"attribute {attribute}: {error.reason}" if attribute else error.reason) from None
+
+
 _INCREMENTAL_FIELDS = {"Metadata", "Keys", "NewImage", "OldImage"}
 
 
 def _write_time(metadata: Any) -> tuple[orjson.Fragment, str]:
     """``Metadata.WriteTimestampMicros`` as an exact number and as ISO-8601 UTC text."""
-    if not isinstance(metadata, dict) or set(metadata) != {"WriteTimestampMicros"}:
+    if type(metadata) is not tuple or [name for name, _ in metadata] != ["WriteTimestampMicros"]:
         raise _BadValue('Metadata must be {"WriteTimestampMicros": {"N": ...}}')
-    stamp = metadata["WriteTimestampMicros"]
-    if not isinstance(stamp, dict) or set(stamp) != {"N"} or not isinstance(stamp["N"], str) or not stamp["N"].isdigit():
-        raise _BadValue("WriteTimestampMicros must be {\"N\": <whole microseconds>}")
-    micros = int(stamp["N"])
+    ((_, stamp),) = metadata
+    if type(stamp) is not tuple or len(stamp) != 1 or stamp[0][0] != "N" or type(stamp[0][1]) is not str:
+        raise _BadValue('Metadata.WriteTimestampMicros must be {"N": <whole microseconds>}')
+    text = stamp[0][1]
+    if not _PLAIN_INTEGER.match(text):
+        raise _BadValue(
+            f"Metadata.WriteTimestampMicros {text!r:.40} is not whole microseconds "
+            "(ASCII digits, no sign, no leading zeros)"
+        )
+    micros = int(text) if len(text) <= 18 else MAX_WRITE_MICROS + 1
+    if micros > MAX_WRITE_MICROS:
+        raise _BadValue(f"Metadata.WriteTimestampMicros {text!r:.40} is after the year 9999")
     seconds, fraction = divmod(micros, 1_000_000)
     moment = time.gmtime(seconds)
-    return orjson.Fragment(stamp["N"]), time.strftime("%Y-%m-%dT%H:%M:%S", moment) + f".{fraction:06d}Z"
+    return orjson.Fragment(text.encode()), time.strftime("%Y-%m-%dT%H:%M:%S", moment) + f".{fraction:06d}Z"
 
 
-def flatten_change(record: dict[str, Any], view: str | None = None) -> dict[str, Any]:
-    """Flatten one line of an incremental export to the documented change record.
+def _change(record: dict[str, Any], view: str | None) -> dict[str, Any]:
+    """Flatten one decoded line of an incremental export to the documented change record.
 
     ``{"operation", "write_time", "write_timestamp_micros", "keys", "new_image", "old_image"}``:
     REMOVE when there is no new image (the deleted item's keys and, with NEW_AND_OLD_IMAGES, its
@@ -168,45 +377,159 @@ def flatten_change(record: dict[str, Any], view: str | None = None) -> dict[str,
     if "Keys" not in record or "Metadata" not in record:
         raise _BadValue("an incremental export line needs Metadata and Keys")
     keys = record["Keys"]
-    if not isinstance(keys, dict) or not keys:
+    if type(keys) is not tuple or not keys:
         raise _BadValue("Keys must be a non-empty object")
     micros, write_time = _write_time(record["Metadata"])
     new_image = record.get("NewImage")
     old_image = record.get("OldImage")
     for name, image in (("NewImage", new_image), ("OldImage", old_image)):
-        if image is not None and not isinstance(image, dict):
-            raise _BadValue(f"{name} must be an object")
+        if image is not None and type(image) is not tuple:
+            raise _BadValue(f"{name} must be an object, got {_kind(image)}")
     if new_image is None:
         operation = "REMOVE"
     elif old_image is not None:
         operation = "MODIFY"
     else:
         operation = "INSERT" if view == "NEW_AND_OLD_IMAGES" else "PUT"
+    try:
+        flat_keys = _attributes(keys, 1)
+    except _BadValue as error:
+        error.prefix = "Keys"
+        raise
     return {
         "operation": operation,
         "write_time": write_time,
         "write_timestamp_micros": micros,
-        "keys": {name: plain_value(value) for name, value in keys.items()},
-        "new_image": None if new_image is None else flatten_item(new_image),
-        "old_image": None if old_image is None else flatten_item(old_image),
+        "keys": flat_keys,
+        "new_image": None if new_image is None else _item(new_image, "NewImage"),
+        "old_image": None if old_image is None else _item(old_image, "OldImage"),
     }
+
+
+def _decode(line: bytes) -> Any:
+    """The line as decoded JSON (objects as tuples of pairs); errors say where, by byte offset."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as error:
+        bad = line[error.start : error.end].hex(" ")
+        raise _BadValue(f"invalid UTF-8 at byte {error.start} of the line (bytes {bad})") from None
+    try:
+        return _DECODER.decode(text)
+    except json.JSONDecodeError as error:
+        offset = len(text[: error.pos].encode())
+        raise _BadValue(f"not valid JSON at byte {offset} of the line: {error.msg}") from None
+    except RecursionError:
+        too_deep = _BadValue(f"attribute values nest more than {MAX_NESTING} levels deep (DynamoDB's limit)")
+        too_deep.prefix, path = _deep_path(text)
+        too_deep.path = path[::-1]
+        raise too_deep from None
+
+
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\],:]')
+
+
+def _deep_path(text: str) -> tuple[str, list[str | int]]:
+    """Where a line nests too deep to decode: the part of the line and the first 33 path components.
+
+    JSON nesting alternates attribute name (or list index) and type tag below the line's own key,
+    ``{"Item": {"a": {"M": {"b": {"L": [...]}}}}}``, so the attribute path is every other key.
+    """
+    stack: list[list[Any]] = []  # [is_object, current key or index]
+    expect_key = False
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        if token in "{[":
+            stack.append([token == "{", None if token == "{" else 0])
+            expect_key = token == "{"
+            keys = [entry[1] for entry in stack]
+            if len(keys[1::2]) > MAX_NESTING and all(key is not None for key in keys[1::2]):
+                prefix = keys[0] if keys[0] != "Item" and isinstance(keys[0], str) else ""
+                return prefix, keys[1::2][: MAX_NESTING + 1]
+        elif token in "}]":
+            if stack:
+                stack.pop()
+            expect_key = False
+        elif token == ",":
+            if stack and not stack[-1][0]:
+                stack[-1][1] += 1
+            expect_key = bool(stack) and stack[-1][0]
+        elif token == ":":
+            expect_key = False
+        elif expect_key and stack:
+            stack[-1][1] = json.loads(token)
+    return "", []
 
 
 def flatten_line(line: bytes, view: str | None = None) -> bytes:
     """Flatten one export line to one JSON Lines line, newline included.
 
     A full export's line is ``{"Item": {...}}``; an incremental export's is
-    ``{"Metadata": ..., "Keys": ..., "NewImage": ..., "OldImage": ...}`` (see ``flatten_change``).
+    ``{"Metadata": ..., "Keys": ..., "NewImage": ..., "OldImage": ...}`` (REMOVE, MODIFY, INSERT or
+    PUT, see ``_change``). A line that breaks a rule raises ``_BadValue``; the callers turn it into
+    a FlattenError naming the source, the line and the attribute.
     """
-    try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError as error:
-        raise _BadValue(f"not valid JSON ({error})") from None
-    if isinstance(record, dict) and set(record) == {"Item"} and isinstance(record["Item"], dict):
-        return orjson.dumps(flatten_item(record["Item"]), option=orjson.OPT_APPEND_NEWLINE)
-    if isinstance(record, dict) and record and set(record) <= _INCREMENTAL_FIELDS and "Keys" in record:
-        return orjson.dumps(flatten_change(record, view), option=orjson.OPT_APPEND_NEWLINE)
+    record = _decode(line)
+    if type(record) is tuple and record:
+        names = [name for name, _ in record]
+        if len(set(names)) != len(names):
+            raise _BadValue(f"the name {_repeated_name(record)!r:.40} is repeated in the line")
+        if names == ["Item"]:
+            flat = _item(record[0][1])
+        elif set(names) <= _INCREMENTAL_FIELDS and "Keys" in names:
+            flat = _change(dict(record), view)
+        else:
+            flat = None
+        if flat is not None:
+            try:
+                return orjson.dumps(flat, option=orjson.OPT_APPEND_NEWLINE)
+            except orjson.JSONEncodeError:
+                raise _lone_surrogate(flat) from None
     raise _BadValue('expected {"Item": {...}} or an incremental export line {"Metadata", "Keys", ...}')
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _lone_surrogate(flat: dict[str, Any]) -> _BadValue:
+    """The error for a name or string decoded from an unpaired ``\\ud800``-``\\udfff`` escape, with its path."""
+    error = _BadValue("a name or string holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape not in a pair)")
+    parts = {"keys": "Keys", "new_image": "NewImage", "old_image": "OldImage"}
+    roots = [(parts[name], flat[name]) for name in parts if isinstance(flat.get(name), dict)] if "operation" in flat else [("", flat)]
+
+    def find(value: Any, path: list[str | int]) -> list[str | int] | None:
+        if isinstance(value, str):
+            return path if _has_surrogate(value) else None
+        members: Iterable[tuple[str | int, Any]]
+        if isinstance(value, dict):
+            members = value.items()
+        elif isinstance(value, list):
+            members = enumerate(value)
+        else:
+            return None
+        for name, member in members:
+            here = [*path, name]
+            if isinstance(name, str) and _has_surrogate(name):
+                return here
+            found = find(member, here)
+            if found is not None:
+                return found
+        return None
+
+    for prefix, root in roots:
+        path = find(root, [])
+        if path is not None:
+            error.prefix, error.path = prefix, path[::-1]
+            break
+    return error
+
+
+def _flatten_error(source: str, line_number: int, error: _BadValue) -> FlattenError:
+    return FlattenError(source, line_number, error.reason, error.attribute())
 
 
 def flatten_lines(lines: Iterable[bytes], source: str, view: str | None = None) -> Iterator[bytes]:
@@ -218,7 +541,7 @@ def flatten_lines(lines: Iterable[bytes], source: str, view: str | None = None) 
         try:
             yield flatten_line(line, view)
         except _BadValue as error:
-            raise FlattenError(source, line_number, str(error)) from None
+            raise _flatten_error(source, line_number, error) from None
 
 
 #: Set this environment variable to 1 to leave the C fast path out: the exact Python path then
@@ -306,7 +629,7 @@ class _Flattener:
         try:
             self.write(flatten_line(line, self.view))
         except _BadValue as error:
-            raise FlattenError(self.source, line_number, str(error)) from None
+            raise _flatten_error(self.source, line_number, error) from None
         self.items += 1
 
 

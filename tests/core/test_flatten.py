@@ -55,9 +55,9 @@ def test_nested_maps_and_lists_flatten_recursively():
 
 
 def test_sets_are_sorted_strings_by_code_point_and_numbers_numerically():
-    result = raw({"ss": {"SS": ["b", "B", "é", "a"]}, "ns": {"NS": ["10", "9.5", "-1", "1E+1"]},
+    result = raw({"ss": {"SS": ["b", "B", "é", "a"]}, "ns": {"NS": ["10", "9.5", "-1", "1E+2"]},
                   "bs": {"BS": ["Yg==", "YQ=="]}})
-    assert result == b'{"ss":["B","a","b","\xc3\xa9"],"ns":[-1,9.5,10,1E+1],"bs":["YQ==","Yg=="]}\n'
+    assert result == b'{"ss":["B","a","b","\xc3\xa9"],"ns":[-1,9.5,10,1E+2],"bs":["YQ==","Yg=="]}\n'
 
 
 def test_event_time_and_event_id_are_split_from_the_sort_key_when_absent():
@@ -90,7 +90,7 @@ def test_bad_lines_name_the_source_and_line(line, reason):
     with pytest.raises(FlattenError) as caught:
         list(flatten_lines(lines, "export.json.gz"))
     assert caught.value.line_number == 2
-    assert str(caught.value).startswith("export.json.gz, line 2: ")
+    assert str(caught.value).startswith(("export.json.gz, line 2: ", "export.json.gz, line 2, attribute a: "))
     assert reason in str(caught.value)
 
 
@@ -127,7 +127,7 @@ def test_cli_flatten_is_a_drop_in_for_convert_py_on_plain_and_gzip_input():
 def test_cli_flatten_fails_loudly_on_bad_input():
     result = _cli(b'{"Item": {"a": {"S": "x"}}}\n{"Item": {"a": {"X": 1}}}\n', "--source-name", "dump.json")
     assert result.returncode == 1
-    assert b"dump.json, line 2: unknown DynamoDB type tag 'X'" in result.stderr
+    assert b"dump.json, line 2, attribute a: unknown DynamoDB type tag 'X'" in result.stderr
     truncated = gzip.compress(b'{"Item": {"a": {"S": "x"}}}\n' * 100)[:-20]
     result = _cli(truncated)
     assert result.returncode == 1
@@ -232,7 +232,7 @@ def c_path_items() -> list[dict]:
     items: list[dict] = [{}, {"t": {"BOOL": True}, "f": {"BOOL": False}, "z": {"NULL": True}}]
     for length in range(41):
         text = ALPHABET[:length]
-        digits = ("1234567890" * 4)[:length] or "0"
+        digits = ("1234567890" * 4)[: min(length, 38)] or "0"  # DynamoDB keeps 38 digits
         numbers = [digits, "-" + digits, digits[:1] + "." + digits[1:] if length > 1 else "0.5",
                    digits + "E+12", "-0." + digits + "e-7", "0", "-0"]
         items.append({
@@ -247,9 +247,9 @@ def c_path_items() -> list[dict]:
             "u2": {"S": text + "é" + "z" * 17}, "u3": {"S": text + "€" + "z" * 17}, "u4": {"S": text + "\U0001f600z"},
             "mix": {"S": "é€\U0001f600" * (length % 7)},
             "ss": {"SS": [ALPHABET[index:] + "é" * (index % 3) for index in range(length, -1, -1)]},  # 1..41 members
-            "bs": {"BS": [base64.b64encode(bytes([index]) * (index % 9)).decode() for index in range(length + 1)]},
+            "bs": {"BS": [base64.b64encode(bytes([index]) * (index % 9 + 1)).decode() for index in range(length + 1)]},
         })
-    items.append({"deep": nested(60), "m": {"M": {}}, "l": {"L": []}, "ls": {"L": [{"SS": ["b", "a", "a b", "ab", ""]}]}})
+    items.append({"deep": nested(32), "m": {"M": {}}, "l": {"L": []}, "ls": {"L": [{"SS": ["b", "a", "a b", "ab", ""]}]}})
     sort_key = {"S": "2026-01-15T10:00:00Z#ev#1"}
     items += [
         {"event_time_event_id": sort_key},
@@ -300,7 +300,18 @@ HANDED_BACK = [
     b'{"Item":{"a":{"L":[{"S":"x"};{"S":"y"}]}}}',
     b'{"Item":{"a":{"S":"x"}},"Extra":1}',
     b'{"Keys":{"a":{"S":"x"}},"Metadata":{"WriteTimestampMicros":{"N":"1"}}}',
-    json.dumps({"Item": {"deep": nested(70)}}).encode(),
+    json.dumps({"Item": {"deep": nested(33)}}).encode(),  # one level deeper than DynamoDB allows
+    b'{"Item":{"a":{"S":"x"},"b":{"S":"y"},"a":{"S":"z"}}}',  # a name twice
+    b'{"Item":{"m":{"M":{"a":{"S":"x"},"a":{"S":"x"}}}}}',
+    b'{"Item":{"n":{"N":"1E+126"}}}',  # beyond DynamoDB's range
+    b'{"Item":{"n":{"N":"1E-131"}}}',
+    b'{"Item":{"n":{"N":"1234567890123456789012345678901234567891"}}}',  # 40 significant digits
+    b'{"Item":{"n":{"N":"1E+9999999999"}}}',
+    b'{"Item":{"b":{"B":"QR=="}}}',  # not canonical base64
+    b'{"Item":{"b":{"B":"not base64"}}}',
+    b'{"Item":{"b":{"BS":["QQ==","QQ=="]}}}',  # a member twice
+    b'{"Item":{"s":{"SS":["a","b","a"]}}}',
+    b'{"Item":{"s":{"BS":[]}}}',
 ]
 
 

@@ -584,7 +584,7 @@ def assert_fails_at(lines: list[bytes], bad_index: int, cuts: list[int]) -> None
             produced.append(out)
     assert produced == before
     assert (caught.value.source, caught.value.line_number) == (SOURCE, bad_index + 1)
-    assert str(caught.value).startswith(f"{SOURCE}, line {bad_index + 1}: ")
+    assert str(caught.value).startswith((f"{SOURCE}, line {bad_index + 1}: ", f"{SOURCE}, line {bad_index + 1}, attribute "))
 
     blob = b"".join(lines)
     for fast in (True, False):

@@ -96,6 +96,14 @@ def _bad_line(body: bytes) -> bytes:
     return gzip.compress(b"".join(lines), mtime=0)
 
 
+def _rule_breaking_line(body: bytes) -> bytes:
+    """Line 3 valid JSON with known tags, but ``request_id`` given twice (DynamoDB never writes that)."""
+    lines = gzip.decompress(body).splitlines(keepends=True)
+    lines[2] = lines[2].replace(b'{"Item":{', b'{"Item":{"request_id":{"S":"forged"},', 1)
+    assert b'"forged"' in lines[2], lines[2][:80]
+    return gzip.compress(b"".join(lines), mtime=0)
+
+
 def damage_md5(b: Baseline, key: str) -> str:
     b.put(key, _tamper(b.get(key)))
     return "data file rewritten in S3 with one value changed (same item count); manifest untouched"
@@ -120,12 +128,21 @@ def damage_line(b: Baseline, key: str) -> str:
             "(so the flattener, not the MD5, must catch it)")
 
 
+def damage_rule(b: Baseline, key: str) -> str:
+    damaged = _rule_breaking_line(b.get(key))
+    b.put(key, damaged)
+    b.set_manifest_md5(key, damaged)
+    return ("line 3 of a data file given a second request_id attribute (valid JSON, known tags), manifest MD5 "
+            "updated to match")
+
+
 VARIANTS: dict[str, tuple[Callable[[Baseline, str], str], int, list[str]]] = {
     # row: (damage, which data file, what the error must say besides the file)
     "5a": (damage_md5, 0, ["MD5", "does not match the manifest's md5Checksum"]),
     "5b": (damage_missing, 1, ["missing", "no such object"]),
     "5c": (damage_truncated, 2, ["cannot decompress"]),
     "5d": (damage_line, 0, ["line 3"]),
+    "5e": (damage_rule, 1, ["line 3, attribute request_id", "the attribute name 'request_id' appears twice"]),
 }
 
 
