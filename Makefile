@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint demo up bench clean celery-services
+.PHONY: venv test lint demo up bench fuzz clean celery-services
 
 venv: $(STAMP)
 
@@ -51,6 +51,13 @@ up: venv $(if $(filter celery,$(EXECUTOR)),celery-services)
 # 2,000,000 items in 200 data files through jit_audit_export on the local stack (scripts/bench_dag.py).
 bench: venv
 	$(BIN)/python scripts/bench.py --items 200000 2000000
+
+# The flattener's differential fuzz test (tests/core/test_flatten_fuzz.py) for longer than make test's
+# 40 s: the C fast path against the Python path on generated and mutated export lines, FUZZ_SECONDS
+# long (make fuzz FUZZ_SECONDS=3600), with a fresh seed unless JIT_AUDIT_FUZZ_SEED is set.
+FUZZ_SECONDS ?= 600
+fuzz: venv
+	JIT_AUDIT_FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/pytest tests/core/test_flatten_fuzz.py
 
 /usr/bin/chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }

@@ -2,9 +2,9 @@
 
 ``include/jit_audit/_speedups.c`` is compiled with ``gcc -fsanitize=address,undefined,pointer-subtract
 -fno-omit-frame-pointer -fno-sanitize-recover=all -g -O1`` into a temporary copy of the package, which
-shadows the installed one on PYTHONPATH, and ``tests/core/test_flatten.py`` and
-``tests/core/test_flatten_properties.py`` run against it in a subprocess with libasan preloaded
-(Python itself is not instrumented). Settings that matter:
+shadows the installed one on PYTHONPATH, and ``tests/core/test_flatten.py``,
+``tests/core/test_flatten_properties.py`` and ``tests/core/test_flatten_fuzz.py`` run against it in a
+subprocess with libasan preloaded (Python itself is not instrumented). Settings that matter:
 
 * ``pointer-subtract`` with ``detect_invalid_pointer_pairs=1``: ASan reports subtracting pointers
   into two different objects. ``emit_token`` once did that with the constants "true", "false" and
@@ -15,8 +15,9 @@ shadows the installed one on PYTHONPATH, and ``tests/core/test_flatten.py`` and
   of each input line and output buffer (pymalloc's pools would hide small over-reads).
 * ``log_path``: reports go to files read here, because pytest's capture (and the CLI tests' own
   subprocesses) would otherwise swallow the report of a process that aborts.
-* ``JIT_AUDIT_SANITIZER_EXAMPLES`` (default 40) hypothesis examples per property, to keep this
-  test well under a minute; the ordinary run does 300.
+* ``JIT_AUDIT_SANITIZER_EXAMPLES`` (default 40) hypothesis examples per property and
+  ``JIT_AUDIT_SANITIZER_FUZZ_SECONDS`` (default 10) of differential fuzzing, to keep this test well
+  under a minute; the ordinary run does 300 examples and 40 s.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ SANITIZE = [
     "-O1",
     "-std=c99",
 ]
-TESTS = ["tests/core/test_flatten.py", "tests/core/test_flatten_properties.py"]
+TESTS = ["tests/core/test_flatten.py", "tests/core/test_flatten_properties.py", "tests/core/test_flatten_fuzz.py"]
 MARKER = "sanitized jit_audit._speedups:"
 
 # Runs in the subprocess: say which extension (and which sanitizer runtime) this interpreter has,
@@ -94,6 +95,7 @@ def test_flatten_tests_pass_with_the_fast_path_under_address_and_undefined_behav
         ASAN_OPTIONS=f"detect_leaks=0:abort_on_error=1:detect_invalid_pointer_pairs=1:log_path={logs}",
         UBSAN_OPTIONS=f"halt_on_error=1:print_stacktrace=1:log_path={logs}",
         JIT_AUDIT_PROPERTY_EXAMPLES=os.environ.get("JIT_AUDIT_SANITIZER_EXAMPLES", "40"),
+        JIT_AUDIT_FUZZ_SECONDS=os.environ.get("JIT_AUDIT_SANITIZER_FUZZ_SECONDS", "10"),
     )
     argv = [sys.executable, "-c", BOOTSTRAP, "-q", "-p", "no:cacheprovider", "-x", *TESTS]
     try:
