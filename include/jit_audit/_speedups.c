@@ -356,7 +356,7 @@ static int add_name(Parser *parser, Names *names, const unsigned char *start, co
 /* 1 when two names are the same string (unescaped tokens: the same bytes); sorts the names. */
 static int has_repeated_name(Names *names) {
     Token *t = names->items;
-    if (names->count <= 8) {
+    if (names->count <= 32) { /* most items and maps: a few length comparisons each */
         for (Py_ssize_t i = 1; i < names->count; i++) {
             for (Py_ssize_t j = 0; j < i; j++) {
                 if (t[i].len == t[j].len && memcmp(t[i].start, t[j].start, (size_t)t[i].len) == 0) return 1;

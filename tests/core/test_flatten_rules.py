@@ -80,6 +80,8 @@ CASES: list[tuple[str, bytes, str, str]] = [
     ("name-twice-in-image", b'{"Metadata":{"WriteTimestampMicros":{"N":"1"}},"Keys":{"k":{"S":"a"}},'
      b'"NewImage":{"k":{"S":"a"},"m":{"L":[{"M":{"x":{"N":"1"},"x":{"N":"2"}}}]}}}',
      "NewImage.m[0].x", "the attribute name 'x' appears twice (names are unique within an item or a map)"),
+    ("name-twice-among-40", b'{"Item":{' + b",".join(b'"n%d":{"N":"%d"}' % (i % 39, i) for i in range(40)) + b"}}",
+     "n0", "the attribute name 'n0' appears twice (names are unique within an item or a map)"),
     ("type-tag-twice", b'{"Item":{"a":{"S":"x","S":"y"}}}', "a", "the type tag 'S' is repeated"),
     ("item-twice", b'{"Item":{"a":{"S":"x"}},"Item":{"a":{"S":"y"}}}', "", "the name 'Item' is repeated in the line"),
     # Values DynamoDB could never hold, which passed through.
@@ -151,6 +153,7 @@ def test_the_limits_themselves_are_accepted_on_both_paths():
         b'{"Item":{"n":{"N":"12345678901234567890123456789012345678000"},"m":{"N":"0.000012345678901234567890123456789012345678"}}}',
         b'{"Item":{"b":{"B":""},"c":{"B":"QQ=="},"d":{"BS":["QUI=","QQ=="]},"s":{"SS":["",  "a"]}}}',
         nested(32),
+        b'{"Item":{' + b",".join(b'"n%d":{"N":"%d"}' % (i, i) for i in range(40)) + b"}}",  # 40 names, all distinct
         change("0").replace(b'"Keys"', b'"Keys"'),
         change("253402300799999999"),
     ]
@@ -162,7 +165,7 @@ def test_the_limits_themselves_are_accepted_on_both_paths():
     assert b'"write_time":"9999-12-31T23:59:59.999999Z"' in fast
     from jit_audit._speedups import flatten_into
 
-    for line in lines[:4]:  # items: the C path flattens each itself (status 0), to the same bytes
+    for line in lines[:5]:  # items: the C path flattens each itself (status 0), to the same bytes
         data = line + b"\n"
         out = bytearray(3 * len(data) + 64)
         written, end, count, status = flatten_into(data, 0, len(data), out)
