@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from jit_audit.manifest import DataFile
-from jit_audit.s3 import list_objects
 
 MIB = 1024 * 1024
 #: The defaults of jit_audit_flatten_max_tasks and jit_audit_flatten_target_mib (jit_audit.settings).
@@ -143,6 +142,9 @@ def data_file_sizes(client: Any, bucket: str, files: Sequence[DataFile]) -> dict
     the ``.../AWSDynamoDB/data/`` folder all incremental exports to that prefix share. A file S3
     does not list is left out (its flatten task reports it missing).
     """
+    # Imported here: botocore is not for what only needs this module's constants (the CLI).
+    from jit_audit.s3 import list_objects
+
     wanted = {data_file.key for data_file in files}
     folders = sorted({key.rpartition("/")[0] + "/" if "/" in key else "" for key in wanted})
     sizes: dict[str, int] = {}

@@ -242,11 +242,11 @@ def test_flatten_reads_a_file_or_stdin_and_writes_stdout_or_a_file(tmp_path: Pat
 
 
 def test_a_local_flatten_does_not_import_boto3(tmp_path: Path) -> None:
-    """boto3's client machinery costs a short flatten ~0.1 s of CPU and ~18 MiB: only an s3:// output loads it."""
+    """boto3 and botocore cost a short flatten ~0.1 s of CPU and ~20 MiB (make bench): only an s3:// output loads them."""
     plain = tmp_path / "export.json"
     plain.write_bytes(EXPORT_LINES)
     probe = ("import sys; from jit_audit.cli import main; code = main(sys.argv[1:]); "
-             "sys.stdout.flush(); print('boto3' in sys.modules, 'botocore.session' in sys.modules, code, file=sys.stderr)")
+             "sys.stdout.flush(); print('boto3' in sys.modules, 'botocore' in sys.modules, code, file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", probe, "flatten", str(plain), "--out", str(tmp_path / "flat.jsonl.gz")],
                           env=_env(tmp_path), capture_output=True)
     assert done.stderr.decode().split() == ["False", "False", "0"], done.stderr
