@@ -53,7 +53,7 @@ MAX_NESTING = 32
 #: Metadata.WriteTimestampMicros up to 9999-12-31T23:59:59.999999Z (what ISO-8601 text can say).
 MAX_WRITE_MICROS = 253_402_300_799_999_999
 _PLAIN_INTEGER = re.compile(r"(?:0|[1-9][0-9]*)\Z")
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_\-:@$#/ ]+\Z")
+_PLAIN_NAME = re.compile(r"[\w\-:@$#/]+\Z")
 
 
 class FlattenError(ValueError):
@@ -102,8 +102,17 @@ def format_attribute_path(components: Iterable[str | int]) -> str:
         elif _PLAIN_NAME.match(component):
             text += f".{component}" if text else component
         else:
-            text += f"[{json.dumps(component)}]"
+            text += f"[{json.dumps(component, ensure_ascii=not _is_text(component))}]"
     return text
+
+
+def _is_text(value: str) -> bool:
+    """True unless ``value`` holds a lone surrogate (which cannot be printed as UTF-8)."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class _JsonNumber(str):
@@ -152,12 +161,10 @@ def _check_number(text: str) -> None:
         raise _BadValue(
             f"N value {text!r:.60} has {len(significant)} significant digits; DynamoDB keeps at most {MAX_NUMBER_DIGITS}"
         )
-    if exponent_text is None:
-        exponent = 0
-    elif len(exponent_text.lstrip("+-").lstrip("0")) > 9:  # int() of an unbounded digit string is slow
+    exponent_digits = (exponent_text or "").lstrip("+-").lstrip("0")
+    if len(exponent_digits) > 9:  # and int() of thousands of digits would be slow, or refused
         raise _BadValue(f"N value {text!r:.60} is outside DynamoDB's range (1E-130 to 9.99...E+125)")
-    else:
-        exponent = int(exponent_text)
+    exponent = int(exponent_digits or "0") * (-1 if (exponent_text or "").startswith("-") else 1)
     # The power of ten of the first significant digit (of the first digit, for 0).
     adjusted = exponent + len(integer) - 1 - (leading_zeros if significant else 0)
     if not MIN_NUMBER_EXPONENT <= adjusted <= MAX_NUMBER_EXPONENT:
@@ -189,10 +196,17 @@ def _is_base64(text: str) -> bool:
         return False
 
 
+def _check_string_list(tag: str, value: Any) -> None:
+    if type(value) is not list:
+        raise _BadValue(f"{tag} value must be a list of strings, got {_kind(value)}")
+    for index, member in enumerate(value):
+        if type(member) is not str:
+            raise _BadValue(f"{tag} value must be a list of strings, got {_kind(member)} at position {index}")
+
+
 def _string_set(tag: str, value: Any) -> list[str]:
     """An SS or BS: a non-empty list of distinct strings (base64 for BS), sorted by code point."""
-    if type(value) is not list or not all(type(member) is str for member in value):
-        raise _BadValue(f"{tag} value must be a list of strings, got {_kind(value)}")
+    _check_string_list(tag, value)
     if not value:
         raise _BadValue(f"{tag} value is an empty set (DynamoDB sets have at least one member)")
     if tag == "BS":
@@ -208,8 +222,7 @@ def _string_set(tag: str, value: Any) -> list[str]:
 
 def _number_set(value: Any) -> list[orjson.Fragment]:
     """An NS: a non-empty list of distinct numbers, sorted by value."""
-    if type(value) is not list or not all(type(member) is str for member in value):
-        raise _BadValue(f"NS value must be a list of strings, got {_kind(value)}")
+    _check_string_list("NS", value)
     if not value:
         raise _BadValue("NS value is an empty set (DynamoDB sets have at least one member)")
     # Validate every member first (junk must be an error, not a failed comparison); in range, so
@@ -487,14 +500,6 @@ def flatten_line(line: bytes, view: str | None = None) -> bytes:
     raise _BadValue('expected {"Item": {...}} or an incremental export line {"Metadata", "Keys", ...}')
 
 
-def _has_surrogate(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
 def _lone_surrogate(flat: dict[str, Any]) -> _BadValue:
     """The error for a name or string decoded from an unpaired ``\\ud800``-``\\udfff`` escape, with its path."""
     error = _BadValue("a name or string holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape not in a pair)")
@@ -503,7 +508,7 @@ def _lone_surrogate(flat: dict[str, Any]) -> _BadValue:
 
     def find(value: Any, path: list[str | int]) -> list[str | int] | None:
         if isinstance(value, str):
-            return path if _has_surrogate(value) else None
+            return path if not _is_text(value) else None
         members: Iterable[tuple[str | int, Any]]
         if isinstance(value, dict):
             members = value.items()
@@ -513,7 +518,7 @@ def _lone_surrogate(flat: dict[str, Any]) -> _BadValue:
             return None
         for name, member in members:
             here = [*path, name]
-            if isinstance(name, str) and _has_surrogate(name):
+            if isinstance(name, str) and not _is_text(name):
                 return here
             found = find(member, here)
             if found is not None:
