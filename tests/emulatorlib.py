@@ -9,8 +9,28 @@ import subprocess
 import sys
 import time
 import urllib.request
+from typing import Any
+
+import boto3
 
 from jit_audit_dev.stack import free_port
+
+
+def emulator_client(endpoint_url: str, service: str, region: str = "us-east-1") -> Any:
+    """A boto3 client of the emulator at ``endpoint_url``, with the dummy keys it takes."""
+    return boto3.client(service, endpoint_url=endpoint_url, region_name=region,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def wait_for_export(ddb: Any, export_arn: str, timeout: float = 10.0) -> dict[str, Any]:
+    """DescribeExport until the export is no longer IN_PROGRESS; its description."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        description: dict[str, Any] = ddb.describe_export(ExportArn=export_arn)["ExportDescription"]
+        if description["ExportStatus"] != "IN_PROGRESS":
+            return description
+        time.sleep(0.05)
+    raise AssertionError(f"export {export_arn} still IN_PROGRESS after {timeout}s")
 
 
 class Emulator:

@@ -26,6 +26,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from emulatorlib import emulator_client, wait_for_export
 
 from jit_audit_dev import emulator
 from jit_audit_dev.emulator import CLOCK_PATH, EmulatorThread
@@ -61,24 +62,14 @@ def emu() -> Iterator[EmulatorThread]:
         yield running
 
 
-def _client(emu: EmulatorThread, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=emu.endpoint_url,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
 @pytest.fixture(scope="module")
 def ddb(emu: EmulatorThread) -> Any:
-    return _client(emu, "dynamodb")
+    return emulator_client(emu.endpoint_url, "dynamodb", REGION)
 
 
 @pytest.fixture(scope="module")
 def s3(emu: EmulatorThread) -> Any:
-    return _client(emu, "s3")
+    return emulator_client(emu.endpoint_url, "s3", REGION)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -143,16 +134,6 @@ def _canonical(item: dict[str, Any]) -> dict[str, Any]:
         ((kind, value),) = typed.items()
         out[name] = {kind: sorted(value) if kind in ("SS", "NS", "BS") else value}
     return out
-
-
-def _wait(ddb: Any, export_arn: str, timeout: float = 10.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        description: dict[str, Any] = ddb.describe_export(ExportArn=export_arn)["ExportDescription"]
-        if description["ExportStatus"] != "IN_PROGRESS":
-            return description
-        time.sleep(0.05)
-    raise AssertionError(f"export {export_arn} still IN_PROGRESS after {timeout}s")
 
 
 def _keys(s3: Any, bucket: str, prefix: str = "") -> list[str]:
@@ -235,7 +216,7 @@ def test_s3_layout_and_manifests_match_the_table(ddb: Any, s3: Any) -> None:
     export_arn = ddb.export_table_to_point_in_time(TableArn=table_arn, S3Bucket=bucket, S3Prefix="audit")[
         "ExportDescription"
     ]["ExportArn"]
-    done = _wait(ddb, export_arn)
+    done = wait_for_export(ddb, export_arn)
     assert done["ExportStatus"] == "COMPLETED"
 
     root = f"audit/AWSDynamoDB/{_export_id(export_arn)}"
@@ -303,7 +284,7 @@ def test_items_are_snapshotted_when_the_export_starts(ddb: Any, s3: Any) -> None
     ]
     ddb.put_item(TableName=name, Item={"pk": {"S": "late"}})  # while IN_PROGRESS
     ddb.delete_item(TableName=name, Key={"pk": items[0]["pk"]})
-    done = _wait(ddb, export_arn)
+    done = wait_for_export(ddb, export_arn)
 
     assert done["ItemCount"] == 2
     (data_key,) = [k for k in _keys(s3, bucket) if "/data/" in k]
@@ -320,7 +301,7 @@ def test_empty_table_without_prefix_has_no_leading_slash_and_no_data_file(ddb: A
     export_arn = ddb.export_table_to_point_in_time(TableArn=table_arn, S3Bucket=bucket)["ExportDescription"][
         "ExportArn"
     ]
-    done = _wait(ddb, export_arn)
+    done = wait_for_export(ddb, export_arn)
 
     root = f"AWSDynamoDB/{_export_id(export_arn)}"
     assert done["ExportStatus"] == "COMPLETED"
@@ -354,7 +335,7 @@ def test_describe_export_fields_and_sse(emu: EmulatorThread, ddb: Any, s3: Any) 
         S3SseAlgorithm="KMS",
         S3SseKmsKeyId="arn:aws:kms:us-east-1:123456789012:key/test-key",
     )["ExportDescription"]
-    done = _wait(ddb, started["ExportArn"])
+    done = wait_for_export(ddb, started["ExportArn"])
 
     assert done["ExportStatus"] == "COMPLETED"
     assert done["ExportManifest"] == f"p/q/AWSDynamoDB/{_export_id(done['ExportArn'])}/manifest-summary.json"
@@ -386,7 +367,7 @@ def test_missing_bucket_fails_with_s3_no_such_bucket(ddb: Any) -> None:
     started = ddb.export_table_to_point_in_time(TableArn=table_arn, S3Bucket=f"absent-{uuid.uuid4().hex[:8]}")
     assert started["ExportDescription"]["ExportStatus"] == "IN_PROGRESS"  # fails asynchronously, like AWS
 
-    done = _wait(ddb, started["ExportDescription"]["ExportArn"])
+    done = wait_for_export(ddb, started["ExportDescription"]["ExportArn"])
     assert done["ExportStatus"] == "FAILED"
     assert done["FailureCode"] == "S3NoSuchBucket"
     assert "does not exist" in done["FailureMessage"]
@@ -413,7 +394,7 @@ def test_client_token_with_same_parameters_returns_the_same_export(ddb: Any, s3:
     first = ddb.export_table_to_point_in_time(**request)["ExportDescription"]
     again_in_progress = ddb.export_table_to_point_in_time(**request)["ExportDescription"]
     assert again_in_progress["ExportArn"] == first["ExportArn"]
-    _wait(ddb, first["ExportArn"])
+    wait_for_export(ddb, first["ExportArn"])
     objects_before = s3.list_objects_v2(Bucket=bucket)["Contents"]
 
     again_completed = ddb.export_table_to_point_in_time(**request)["ExportDescription"]

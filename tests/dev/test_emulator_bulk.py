@@ -13,7 +13,6 @@ import base64
 import gzip
 import hashlib
 import json
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -21,8 +20,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
+from emulatorlib import emulator_client, wait_for_export
 
 from jit_audit_dev.emulator import BULK_LOAD_PATH, WRITE_TIME_HEADER, EmulatorThread, bulk
 from jit_audit_dev.seed import SORT_KEY, create_table
@@ -48,19 +47,14 @@ def _small_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bulk, "_TEMPLATE_REQUESTS", TEMPLATE_REQUESTS)
 
 
-def _client(emu: EmulatorThread, service: str) -> Any:
-    return boto3.client(service, endpoint_url=emu.endpoint_url, region_name=REGION,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
-
-
 @pytest.fixture(scope="module")
 def ddb(emu: EmulatorThread) -> Any:
-    return _client(emu, "dynamodb")
+    return emulator_client(emu.endpoint_url, "dynamodb", REGION)
 
 
 @pytest.fixture(scope="module")
 def s3(emu: EmulatorThread) -> Any:
-    return _client(emu, "s3")
+    return emulator_client(emu.endpoint_url, "s3", REGION)
 
 
 def _load(emu: EmulatorThread, body: Any, method: str = "POST") -> tuple[int, dict[str, Any]]:
@@ -115,20 +109,11 @@ def tables(emu: EmulatorThread, ddb: Any) -> dict[str, Any]:
             "last": datetime.fromisoformat(times[-1].replace("Z", "+00:00"))}
 
 
-def _wait(ddb: Any, export_arn: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 10
-    while (description := ddb.describe_export(ExportArn=export_arn)["ExportDescription"])["ExportStatus"] == "IN_PROGRESS":
-        assert time.monotonic() < deadline, description
-        time.sleep(0.05)
-    assert description["ExportStatus"] == "COMPLETED", description
-    return dict(description)
-
-
 def _export(ddb: Any, s3: Any, table_arn: str, **request: Any) -> dict[str, Any]:
     """A completed export: what DescribeExport and the manifests say, and each data file's lines."""
     bucket = f"bulk-exports-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=bucket)
-    done = _wait(ddb, ddb.export_table_to_point_in_time(TableArn=table_arn, S3Bucket=bucket,
+    done = wait_for_export(ddb, ddb.export_table_to_point_in_time(TableArn=table_arn, S3Bucket=bucket,
                                                         **request)["ExportDescription"]["ExportArn"])
     summary = json.loads(s3.get_object(Bucket=bucket, Key=done["ExportManifest"])["Body"].read())
     files_manifest = s3.get_object(Bucket=bucket, Key=summary["manifestFilesS3Key"])["Body"].read()

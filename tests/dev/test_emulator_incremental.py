@@ -27,9 +27,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
+from emulatorlib import emulator_client, wait_for_export
 
 from jit_audit_dev import emulator
 from jit_audit_dev.emulator import CLOCK_PATH, EmulatorThread
@@ -67,24 +67,14 @@ def emu() -> Iterator[EmulatorThread]:
         yield running
 
 
-def _client(emu: EmulatorThread, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=emu.endpoint_url,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
 @pytest.fixture(scope="module")
 def ddb(emu: EmulatorThread) -> Any:
-    return _client(emu, "dynamodb")
+    return emulator_client(emu.endpoint_url, "dynamodb", REGION)
 
 
 @pytest.fixture(scope="module")
 def s3(emu: EmulatorThread) -> Any:
-    return _client(emu, "s3")
+    return emulator_client(emu.endpoint_url, "s3", REGION)
 
 
 @pytest.fixture(autouse=True)
@@ -146,16 +136,6 @@ def _bucket(s3: Any) -> str:
     return name
 
 
-def _wait(ddb: Any, export_arn: str, timeout: float = 10.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        description: dict[str, Any] = ddb.describe_export(ExportArn=export_arn)["ExportDescription"]
-        if description["ExportStatus"] != "IN_PROGRESS":
-            return description
-        time.sleep(0.05)
-    raise AssertionError(f"export {export_arn} still IN_PROGRESS after {timeout}s")
-
-
 def _spec(start: datetime, end: datetime | None = None, view: str | None = None) -> dict[str, Any]:
     spec: dict[str, Any] = {"ExportFromTime": start}
     if end is not None:
@@ -174,7 +154,7 @@ def _incremental(ddb: Any, table_arn: str, bucket: str, spec: dict[str, Any], **
         **extra,
     )["ExportDescription"]
     assert started["ExportStatus"] == "IN_PROGRESS"
-    done = _wait(ddb, started["ExportArn"])
+    done = wait_for_export(ddb, started["ExportArn"])
     assert done["ExportStatus"] == "COMPLETED", done
     return done
 
@@ -504,7 +484,7 @@ def test_client_token_covers_the_incremental_parameters(ddb: Any, s3: Any, histo
     with pytest.raises(ClientError) as exc_info:  # a full export is another request too
         ddb.export_table_to_point_in_time(**{**request, "ExportType": "FULL_EXPORT"})
     assert _error(exc_info)[:2] == ("ExportConflictException", 400)
-    _wait(ddb, first["ExportDescription"]["ExportArn"])
+    wait_for_export(ddb, first["ExportDescription"]["ExportArn"])
 
 
 # --------------------------------------------------------------------------- validation

@@ -24,6 +24,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from emulatorlib import emulator_client, wait_for_export
 
 from jit_audit_dev import emulator
 from jit_audit_dev.emulator import CLOCK_PATH, WRITE_TIME_HEADER, EmulatorThread
@@ -40,19 +41,14 @@ def emu() -> Iterator[EmulatorThread]:
         yield running
 
 
-def _client(emu: EmulatorThread, service: str) -> Any:
-    return boto3.client(service, endpoint_url=emu.endpoint_url, region_name=REGION,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
-
-
 @pytest.fixture(scope="module")
 def ddb(emu: EmulatorThread) -> Any:
-    return _client(emu, "dynamodb")
+    return emulator_client(emu.endpoint_url, "dynamodb", REGION)
 
 
 @pytest.fixture(scope="module")
 def s3(emu: EmulatorThread) -> Any:
-    return _client(emu, "s3")
+    return emulator_client(emu.endpoint_url, "s3", REGION)
 
 
 @pytest.fixture(autouse=True)
@@ -101,16 +97,6 @@ def _bucket(s3: Any) -> str:
     return name
 
 
-def _wait(ddb: Any, export_arn: str, timeout: float = 10.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        description: dict[str, Any] = ddb.describe_export(ExportArn=export_arn)["ExportDescription"]
-        if description["ExportStatus"] != "IN_PROGRESS":
-            return description
-        time.sleep(0.05)
-    raise AssertionError(f"export {export_arn} still IN_PROGRESS after {timeout}s")
-
-
 def _body(s3: Any, bucket: str, key: str) -> bytes:
     return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
@@ -125,7 +111,7 @@ def _export(ddb: Any, s3: Any, table_arn: str, export_time: datetime | None) -> 
     request: dict[str, Any] = {"TableArn": table_arn, "S3Bucket": bucket, "S3Prefix": "pit"}
     if export_time is not None:
         request["ExportTime"] = export_time
-    done = _wait(ddb, ddb.export_table_to_point_in_time(**request)["ExportDescription"]["ExportArn"])
+    done = wait_for_export(ddb, ddb.export_table_to_point_in_time(**request)["ExportDescription"]["ExportArn"])
     assert done["ExportStatus"] == "COMPLETED", done
     summary = json.loads(_body(s3, bucket, done["ExportManifest"]))
     entries = [json.loads(line) for line in _body(s3, bucket, summary["manifestFilesS3Key"]).splitlines()]
