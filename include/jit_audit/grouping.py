@@ -135,23 +135,46 @@ def group_data_files(
     ]
 
 
-def data_file_sizes(client: Any, bucket: str, files: Sequence[DataFile]) -> dict[str, int]:
-    """The size in S3 of each listed data file, from listing the folders that hold them.
+#: Keys a ListObjectsV2 page holds (S3's default and maximum): what one listing request is worth.
+LIST_PAGE_KEYS = 1000
 
-    A full export's files share ``.../AWSDynamoDB/<export id>/data/``; an incremental export's sit in
-    the ``.../AWSDynamoDB/data/`` folder all incremental exports to that prefix share. A file S3
-    does not list is left out (its flatten task reports it missing).
+
+def data_file_sizes(client: Any, bucket: str, files: Sequence[DataFile]) -> dict[str, int]:
+    """The size in S3 of each listed data file: from listing its folder, or from HeadObject.
+
+    A full export's files share ``.../AWSDynamoDB/<export id>/data/``, which holds nothing else:
+    listing it (a request per 1,000 files) finds them all. An incremental export's sit in the
+    ``.../AWSDynamoDB/data/`` folder every incremental export to that prefix shares, which grows with
+    each one kept: listing stops, for each folder, once it has cost as many requests as the files
+    still to find, and the rest are asked for one by one (HeadObject), so the cost stays near the
+    smaller of the two however many exports the folder holds. A file S3 does not have is left out
+    (its flatten task reports it missing).
     """
     # Imported here: botocore is not for what only needs this module's constants (the CLI).
-    from jit_audit.s3 import list_objects
+    from jit_audit.s3 import list_objects, object_size
 
-    wanted = {data_file.key for data_file in files}
-    folders = sorted({key.rpartition("/")[0] + "/" if "/" in key else "" for key in wanted})
+    by_folder: dict[str, set[str]] = {}
+    for data_file in files:
+        folder = data_file.key.rpartition("/")[0] + "/" if "/" in data_file.key else ""
+        by_folder.setdefault(folder, set()).add(data_file.key)
     sizes: dict[str, int] = {}
-    for folder in folders:
+    for folder, remaining in sorted(by_folder.items()):
+        listed, ask_for_the_rest = 0, False
         for entry in list_objects(client, bucket, folder):
-            if entry["Key"] in wanted:
+            listed += 1
+            if entry["Key"] in remaining:
                 sizes[entry["Key"]] = int(entry["Size"])
+                remaining.discard(entry["Key"])
+            if not remaining:
+                break
+            if listed % LIST_PAGE_KEYS == 0 and listed // LIST_PAGE_KEYS >= len(remaining):
+                ask_for_the_rest = True
+                break
+        # A folder listed to its end holds none of what remains: those files are missing.
+        for key in sorted(remaining) if ask_for_the_rest else ():
+            size = object_size(client, bucket, key)
+            if size is not None:
+                sizes[key] = size
     return sizes
 
 
@@ -159,6 +182,7 @@ __all__ = [
     "DEFAULT_MAX_GROUPS",
     "DEFAULT_TARGET_BYTES",
     "FILE_OPEN_COST_BYTES",
+    "LIST_PAGE_KEYS",
     "MIB",
     "DataFileGroup",
     "data_file_sizes",

@@ -125,6 +125,16 @@ def list_objects(client: Any, bucket: str, prefix: str) -> Iterator[dict[str, An
         yield from page.get("Contents", [])
 
 
+def object_size(client: Any, bucket: str, key: str) -> int | None:
+    """An object's size (HeadObject), or None when S3 says it is not there (404)."""
+    try:
+        return int(client.head_object(Bucket=bucket, Key=key)["ContentLength"])
+    except ClientError as error:
+        if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+            return None
+        raise
+
+
 def list_keys(client: Any, bucket: str, prefix: str) -> list[str]:
     """Every key under ``prefix``, in S3's (byte) order."""
     return [item["Key"] for item in list_objects(client, bucket, prefix)]

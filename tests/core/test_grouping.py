@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from jit_audit import grouping
 from jit_audit.grouping import (
     DEFAULT_MAX_GROUPS,
     DEFAULT_TARGET_BYTES,
@@ -134,6 +135,35 @@ def test_sizes_come_from_listing_the_folders_of_the_data_files(aws):
     missing = DataFile(4, "raw/AWSDynamoDB/111-aa/data/gone.json.gz", 1, "", "")
     sizes = data_file_sizes(s3, "bucket-b", [*listed, missing])
     assert sizes == {full[0]: 10, full[1]: 11, full[2]: 12, incremental: 13}
+
+
+def test_a_shared_incremental_folder_is_not_listed_to_its_end(aws, monkeypatch):
+    """The folder incremental exports share grows with each one kept: listing stops once it has cost as
+    many requests as the files still to find, and those are asked for by HeadObject."""
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="bucket-c")
+    shared = "raw/AWSDynamoDB/data/"
+    others = [f"{shared}{index:03d}-older-export.json.gz" for index in range(60)]
+    wanted = [f"{shared}050-ours.json.gz", f"{shared}zzz-ours.json.gz"]  # after 50 and all 60 others
+    for key in [*others, *wanted]:
+        s3.put_object(Bucket="bucket-c", Key=key, Body=key.encode())
+    full = [f"raw/AWSDynamoDB/222-bb/data/{index:02d}.json.gz" for index in range(25)]
+    for key in full:
+        s3.put_object(Bucket="bucket-c", Key=key, Body=b"x")
+    calls: list[tuple[str, str]] = []
+    s3.meta.events.register("before-parameter-build.s3.*", lambda model, params, **_: calls.append(
+        (model.name, params.get("Key") or params.get("Prefix", ""))))
+    monkeypatch.setattr(grouping, "LIST_PAGE_KEYS", 10)  # "a page" is worth 10 keys here
+    gone = f"{shared}gone.json.gz"
+    files = [DataFile(index, key, 1, "", "") for index, key in enumerate([*wanted, gone, *full])]
+
+    sizes = data_file_sizes(s3, "bucket-c", files)
+
+    assert sizes == {**{key: len(key) for key in wanted}, **{key: 1 for key in full}}
+    # The shared folder: 30 keys listed (3 "pages" for 3 files still to find), then one HEAD each
+    # (the missing one answers 404 and is left out); the full export's folder: listed, no HEAD.
+    assert calls == [("ListObjectsV2", "raw/AWSDynamoDB/222-bb/data/"), ("ListObjectsV2", shared),
+                     ("HeadObject", wanted[0]), ("HeadObject", gone), ("HeadObject", wanted[1])]
 
 
 # --------------------------------------------------------------------------- the two settings

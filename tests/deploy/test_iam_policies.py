@@ -74,6 +74,8 @@ EXPORT_CALLS: dict[tuple[str, str], set[str]] = {
     # and the ledger listed, stale parts deleted, _manifest.json and _SUCCESS put with a checksum;
     # `jit-audit ledger init`, run once by whoever holds the export role, reads manifests with them too.
     ("include/jit_audit/s3.py", "get_object"): {"s3:GetObject"},
+    # object_size: the sizes of an incremental export's data files in the folder such exports share.
+    ("include/jit_audit/s3.py", "head_object"): {"s3:GetObject"},
     ("include/jit_audit/s3.py", "list_objects_v2"): {"s3:ListBucket"},
     ("include/jit_audit/s3.py", "delete_objects"): {"s3:DeleteObject"},
     ("include/jit_audit/s3.py", "put_object"): {"s3:PutObject"},
@@ -121,6 +123,8 @@ AUDITOR_CALLS: dict[tuple[str, str], set[str]] = {
     # jit_audit.s3: manifests and ledger entries read whole, the ledger and the published partitions
     # listed (by verify, and by published_snapshots when a maximum retention is set).
     ("include/jit_audit/s3.py", "get_object"): {"s3:GetObject"},
+    # object_size: the sizes of an incremental export's data files in the folder such exports share.
+    ("include/jit_audit/s3.py", "head_object"): {"s3:GetObject"},
     ("include/jit_audit/s3.py", "list_objects_v2"): {"s3:ListBucket"},
     ("include/jit_audit/exports.py", "describe_continuous_backups"): {"dynamodb:DescribeContinuousBackups"},
     ("include/jit_audit/retention/lifecycle.py", "get_bucket_lifecycle_configuration"): {"s3:GetLifecycleConfiguration"},
