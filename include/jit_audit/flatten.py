@@ -456,8 +456,8 @@ def _deep_path(text: str) -> tuple[str, list[str | int]]:
             expect_key = token == "{"
             keys = [entry[1] for entry in stack]
             if len(keys[1::2]) > MAX_NESTING and all(key is not None for key in keys[1::2]):
-                prefix = keys[0] if keys[0] != "Item" and isinstance(keys[0], str) else ""
-                return prefix, keys[1::2][: MAX_NESTING + 1]
+                prefix, path = _in_attribute_terms(keys)
+                return prefix, path[: MAX_NESTING + 1]
         elif token in "}]":
             if stack:
                 stack.pop()
@@ -496,23 +496,32 @@ def flatten_line(line: bytes, view: str | None = None) -> bytes:
             try:
                 return orjson.dumps(flat, option=orjson.OPT_APPEND_NEWLINE)
             except orjson.JSONEncodeError:
-                raise _lone_surrogate(flat) from None
+                raise _lone_surrogate(record) from None
     raise _BadValue('expected {"Item": {...}} or an incremental export line {"Metadata", "Keys", ...}')
 
 
-def _lone_surrogate(flat: dict[str, Any]) -> _BadValue:
-    """The error for a name or string decoded from an unpaired ``\\ud800``-``\\udfff`` escape, with its path."""
-    error = _BadValue("a name or string holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape not in a pair)")
-    parts = {"keys": "Keys", "new_image": "NewImage", "old_image": "OldImage"}
-    roots = [(parts[name], flat[name]) for name in parts if isinstance(flat.get(name), dict)] if "operation" in flat else [("", flat)]
+def _in_attribute_terms(json_path: list[Any]) -> tuple[str, list[str | int]]:
+    """A JSON path into a line (keys and indexes) as (part of the line, attribute path).
 
-    def find(value: Any, path: list[str | int]) -> list[str | int] | None:
+    Below the line's own key, DynamoDB JSON alternates attribute name (or list or set position) and
+    type tag: ``["Item", "a", "M", "b", "L", 0, "S"]`` is ``a.b[0]``, every other component.
+    """
+    prefix = json_path[0] if json_path and json_path[0] != "Item" and isinstance(json_path[0], str) else ""
+    return prefix, json_path[1::2]
+
+
+def _lone_surrogate(record: Any) -> _BadValue:
+    """The error for a name or string decoded from an unpaired ``\\ud800``-``\\udfff`` escape, with its path
+    (positions as in the line: a set's members are not sorted yet)."""
+    error = _BadValue("a name or string holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape not in a pair)")
+
+    def find(value: Any, path: list[Any]) -> list[Any] | None:
         if isinstance(value, str):
             return path if not _is_text(value) else None
-        members: Iterable[tuple[str | int, Any]]
-        if isinstance(value, dict):
-            members = value.items()
-        elif isinstance(value, list):
+        members: Iterable[tuple[Any, Any]]
+        if type(value) is tuple:
+            members = value
+        elif type(value) is list:
             members = enumerate(value)
         else:
             return None
@@ -525,11 +534,10 @@ def _lone_surrogate(flat: dict[str, Any]) -> _BadValue:
                 return found
         return None
 
-    for prefix, root in roots:
-        path = find(root, [])
-        if path is not None:
-            error.prefix, error.path = prefix, path[::-1]
-            break
+    json_path = find(record, [])
+    if json_path is not None:
+        error.prefix, path = _in_attribute_terms(json_path)
+        error.path = path[::-1]
     return error
 
 

@@ -125,6 +125,8 @@ CASES: list[tuple[str, bytes, str, str]] = [
     ("utf8-overlong", b'{"Item":{"a\xc0\x80":{"S":"x"}}}', "", "invalid UTF-8 at byte 11 of the line (bytes c0)"),
     ("lone-surrogate-escape", b'{"Item":{"s":{"L":[{"S":"ok"},{"S":"\\ud800"}]}}}', "s[1]",
      "a name or string holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape not in a pair)"),
+    ("lone-surrogate-in-a-set", b'{"Item":{"t":{"SS":["b","\\ud800","a"]}}}', "t[1]",  # its position in the line
+     "a name or string holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape not in a pair)"),
     ("nan-literal", b'{"Item":{"a":{"N":NaN}}}', "", "not valid JSON: NaN is not a JSON value"),
 ]
 
