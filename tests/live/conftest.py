@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from livelib import ARTIFACTS, TABLE, Stack, Webhook
+from livelib import ARTIFACTS, Stack, Webhook, aws_clients, keep_logs, table_items
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -56,40 +56,19 @@ def live_stack(webhook: Webhook) -> Iterator[Any]:
         yield stack
     finally:
         stack.stop()
-        _keep_logs(stack)
+        keep_logs(stack, ARTIFACTS / "live" / "logs")
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _keep_logs(stack: Any) -> None:
-    """Component and task logs of the run, for whoever looks at a failure (CI keeps test-artifacts/)."""
-    target = ARTIFACTS / "live" / "logs"
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True, exist_ok=True)
-    if stack.logs.exists():
-        shutil.copytree(stack.logs, target / "components", dirs_exist_ok=True)
-    if (stack.home / "logs").exists():
-        shutil.copytree(stack.home / "logs", target / "airflow", dirs_exist_ok=True)
 
 
 @pytest.fixture(scope="session")
 def live_aws(live_stack: Any) -> Callable[[str], Any]:
     """boto3 clients on the stack's emulator (dummy credentials)."""
-    import boto3
-
-    def client(service: str) -> Any:
-        return boto3.client(service, endpoint_url=live_stack.endpoint_url, region_name="us-east-1",
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
-
-    return client
+    return aws_clients(live_stack)
 
 
 @pytest.fixture(scope="session")
 def seeded_items(live_aws: Callable[[str], Any]) -> list[dict[str, Any]]:
     """Every item of the seeded table, as DynamoDB returns them."""
-    items: list[dict[str, Any]] = []
-    for page in live_aws("dynamodb").get_paginator("scan").paginate(TableName=TABLE):
-        items += page["Items"]
-    assert items
-    return items
+    return table_items(live_aws)
 
 

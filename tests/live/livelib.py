@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from emulatorlib import emulator_client
 
 from jit_audit_dev.stack import BUCKET, PREFIX, TABLE, Stack
 
@@ -24,6 +26,30 @@ __all__ = ["ARTIFACTS", "BUCKET", "PREFIX", "REPO", "TABLE", "Stack"]
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
+
+
+def aws_clients(stack: Stack) -> Callable[[str], Any]:
+    """``aws("s3")``: boto3 clients of the stack's emulator."""
+    return lambda service: emulator_client(stack.endpoint_url, service)
+
+
+def table_items(aws: Callable[[str], Any]) -> list[dict[str, Any]]:
+    """Every item of the seeded table, as DynamoDB returns them (at least one)."""
+    items: list[dict[str, Any]] = []
+    for page in aws("dynamodb").get_paginator("scan").paginate(TableName=TABLE):
+        items += page["Items"]
+    assert items
+    return items
+
+
+def keep_logs(stack: Stack, target: Path) -> None:
+    """Copy the stack's component and task logs to ``target`` (CI keeps test-artifacts/)."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True, exist_ok=True)
+    if stack.logs.exists():
+        shutil.copytree(stack.logs, target / "components", dirs_exist_ok=True)
+    if (stack.home / "logs").exists():
+        shutil.copytree(stack.home / "logs", target / "airflow", dirs_exist_ok=True)
 
 
 

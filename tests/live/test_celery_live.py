@@ -38,11 +38,14 @@ from livelib import (
     Stack,
     adhoc_results,
     api_path,
+    aws_clients,
     busiest_account,
     expected_account_events,
     iso_millis,
+    keep_logs,
     s3_json,
     s3_keys,
+    table_items,
     task_states,
     wait_for,
     wait_for_run,
@@ -69,7 +72,7 @@ def celery_stack() -> Iterator[Stack]:
         executor="celery",
         workers=len(WORKERS),
         worker_concurrency=2,
-        export_seconds=8,
+        export_seconds=20,  # wait_for_export defers even when a loaded worker starts it late
         pitr_lag_seconds=5,
         pitr_history_days=35,
         items_per_data_file=60,  # a dozen data files per export: enough mapped tasks for two workers
@@ -88,33 +91,18 @@ def celery_stack() -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
-        target = ARTIFACTS / "live" / "celery-logs"
-        shutil.rmtree(target, ignore_errors=True)
-        if stack.logs.exists():
-            shutil.copytree(stack.logs, target / "components", dirs_exist_ok=True)
-        if (stack.home / "logs").exists():
-            shutil.copytree(stack.home / "logs", target / "airflow", dirs_exist_ok=True)
+        keep_logs(stack, ARTIFACTS / "live" / "celery-logs")
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def aws(celery_stack: Stack) -> Callable[[str], Any]:
-    import boto3
-
-    def client(service: str) -> Any:
-        return boto3.client(service, endpoint_url=celery_stack.endpoint_url, region_name="us-east-1",
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
-
-    return client
+    return aws_clients(celery_stack)
 
 
 @pytest.fixture(scope="module")
 def items(aws: Callable[[str], Any]) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    for page in aws("dynamodb").get_paginator("scan").paginate(TableName=TABLE):
-        found += page["Items"]
-    assert found
-    return found
+    return table_items(aws)
 
 
 def _tis(stack: Stack, run_id: str, task_id: str | None = None) -> list[dict[str, Any]]:
