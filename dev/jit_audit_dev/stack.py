@@ -438,6 +438,26 @@ class Stack:
             raise StackError(f"seeding failed:\n{self.log_tail('seed')}")
         if migrate.returncode != 0:
             raise StackError(f"airflow db migrate failed:\n{self.log_tail('db-migrate')}")
+        if self.executor != "celery":
+            self._sqlite_write_ahead_log()
+
+    def _sqlite_write_ahead_log(self) -> None:
+        """Put the SQLite metadata DB in write-ahead-log mode (a setting the file keeps).
+
+        In SQLite's default rollback-journal mode every reader blocks a writer: with the scheduler,
+        the DAG processor, the triggerer, the API server and the tasks on one file, creating a backfill
+        then fails with "database is locked" (HTTP 503), and Airflow 3.3.2's clean-up deletes the runs
+        it had just created under a scheduler that has already loaded them; that scheduler then fails
+        every loop on the vanished DagRun and schedules nothing again. In WAL mode readers and the one
+        writer do not block each other.
+        """
+        import sqlite3
+        from contextlib import closing
+
+        with closing(sqlite3.connect(self.home / "airflow.db", timeout=30)) as connection:
+            mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode != "wal":
+            raise StackError(f"the SQLite metadata DB stayed in journal mode {mode!r}, not WAL")
 
     def _start_airflow(self, started: float, timeout: float) -> None:
         workers = f", {self.workers} Celery workers" if self.workers else ""
