@@ -232,10 +232,6 @@ def _wsgi_app() -> _ControlMiddleware:
     return _ControlMiddleware(DomainDispatcherApplication(create_backend_app))
 
 
-class _Stop(Exception):
-    """Raised by the SIGINT/SIGTERM handler to leave serve_forever() cleanly."""
-
-
 def serve(host: str = "127.0.0.1", port: int = 5000, **settings: Unpack[EmulatorSettings]) -> None:
     """install(**settings) then run moto's server (all services, like ``moto_server``), blocking.
 
@@ -264,8 +260,15 @@ def serve(host: str = "127.0.0.1", port: int = 5000, **settings: Unpack[Emulator
     bound_port = int(server.server_address[1])
     os.environ.setdefault("MOTO_PORT", str(bound_port))  # as moto_server does; some URLs use it
 
+    stopping = threading.Event()
+
     def _on_signal(signum: int, frame: FrameType | None) -> None:
-        raise _Stop
+        # Ask serve_forever() to return (from another thread: shutdown() waits for it) instead of
+        # raising into whatever the main thread was doing, which could leave a lock or a request
+        # thread half set up and server_close() waiting (seen once: no exit 60 s after SIGTERM).
+        if not stopping.is_set():
+            stopping.set()
+            threading.Thread(target=server.shutdown, name="emulator-shutdown", daemon=True).start()
 
     previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
@@ -274,7 +277,7 @@ def serve(host: str = "127.0.0.1", port: int = 5000, **settings: Unpack[Emulator
     print(f"jit-audit emulator listening on http://{host}:{bound_port}", file=sys.stderr, flush=True)
     try:
         server.serve_forever()
-    except (_Stop, KeyboardInterrupt):
+    except KeyboardInterrupt:  # SIGINT when the handlers could not be installed (not the main thread)
         pass
     finally:
         server.server_close()
