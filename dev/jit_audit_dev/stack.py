@@ -50,10 +50,10 @@ EXECUTORS = ("local", "celery")
 CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
 #: The environment variable a Celery worker of the stack finds its hostname in (``worker_hostname``).
 WORKER_HOSTNAME_VARIABLE = "JIT_AUDIT_DEV_WORKER_HOSTNAME"
-#: ``[database] sql_alchemy_connect_args`` of the SQLite stack: wait up to 30 s for a lock (sqlite3's
+#: ``[database] sql_alchemy_connect_args`` of the SQLite stack: wait up to 60 s for a lock (sqlite3's
 #: default is 5 s; the scheduler, DAG processor, triggerer, API server and tasks share one file, and a
-#: loaded 2-core machine holds locks longer).
-SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": 30}
+#: loaded 2-core machine holds locks longer: a clean-clone make test once saw a write wait out 30 s).
+SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": 60}
 
 
 def worker_hostname() -> str:
